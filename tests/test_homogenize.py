@@ -19,9 +19,11 @@ from metainv.truss.homogenize import (
     homogenize_lattice,
     homogenize_lattice_torch,
     homogenize_many,
+    primitive_half_cells,
 )
 from metainv.truss.lattice import (
     PeriodicLattice,
+    enumerate_topologies,
     lattice_from_graph,
     periodic_lattice,
     strut_diameter,
@@ -91,7 +93,9 @@ def test_tessellation_and_repetition_do_not_change_stiffness(cell):
     scale = np.abs(C_bare).max()
     for tessellation in (1, 2):
         lattice = periodic_lattice(single(cell, tessellation))
-        C = homogenize_lattice(lattice, F, strut_diameter(lattice, F, 0.04))
+        diameter = strut_diameter(lattice, F, 0.04)
+        C = homogenize_lattice(lattice, F, diameter, reduce_cell=False)
+        np.testing.assert_allclose(homogenize_lattice(lattice, F, diameter), C, atol=1e-12 * scale)
         np.testing.assert_allclose(C, C_bare, atol=1e-9 * scale)
 
 
@@ -110,6 +114,21 @@ def test_final_rotation_acts_exactly_by_bond(seed):
     C = homogenize(design).C
     C_rotated_by_bond = rotate_stiffness(homogenize(unrotated).C, design.R2)
     np.testing.assert_allclose(C, C_rotated_by_bond, atol=1e-8 * np.abs(C).max())
+
+
+def test_half_cell_reduction_is_exact_for_every_reducible_topology():
+    F = np.diag([1.2, 0.8, 1.5]) @ random_rotations(1, np.random.default_rng(9))[0]
+    reducible = 0
+    for topology in enumerate_topologies():
+        lattice = periodic_lattice(topology)
+        reduced, scale = primitive_half_cells(lattice)
+        if scale == 1:
+            continue
+        reducible += 1
+        assert reduced.n_nodes * scale**3 == lattice.n_nodes
+        C = homogenize_lattice(lattice, F, 0.03, reduce_cell=False)
+        np.testing.assert_allclose(homogenize_lattice(lattice, F, 0.03), C, atol=1e-10 * C.max())
+    assert reducible == 170  # every all-t=2 compound (120) and those covering a t=1 part
 
 
 def shifted(lattice: PeriodicLattice, shift: np.ndarray) -> PeriodicLattice:

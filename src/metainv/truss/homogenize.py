@@ -33,9 +33,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.spatial import cKDTree
 
 from metainv.errors import MetainvError
-from metainv.truss.lattice import PeriodicLattice, periodic_lattice, strut_diameter
+from metainv.truss.lattice import (
+    PeriodicLattice,
+    canonical_topology,
+    periodic_lattice,
+    strut_diameter,
+)
 
 if TYPE_CHECKING:
     from metainv.truss.design import TrussDesign
@@ -102,45 +109,56 @@ class _AssemblyPlan:
     """Index maps shared by every design of one topology.
 
     frac_vectors: (m, 3) reference strut vectors X_b + o - X_a
-    dof_index: (m, 18) global dof of each entry of the extended element vector
-        (w_a, theta_a, w_b, theta_b, eps); eps dofs are the last six of the system
-    free: (N_free,) dofs kept after fixing the translation of node 0
-    n_dofs: total number of dofs (6 n + 6)
+    scatter_index: (k,) position in the flattened (M, M) system of each kept entry of the
+        flattened (m, 18, 18) extended element matrices
+    scatter_source: (k,) position of that entry in the flattened element matrices
+    size: M = 6 n - 3 + 6: all node dofs but node 0's translation (fixed against rigid motion),
+        then the six macroscopic strains last, so that the trailing 6x6 block of the Cholesky
+        factor is the Schur complement
+    cell_scale: the plan's cell is the lattice's cell shrunk by this factor per axis (see
+        :func:`primitive_half_cells`); the physical lattice vectors are ``F / cell_scale``
     """
 
     frac_vectors: np.ndarray
-    dof_index: np.ndarray
-    free: np.ndarray
-    n_dofs: int
+    scatter_index: np.ndarray
+    scatter_source: np.ndarray
+    size: int
+    cell_scale: int
 
 
-def _assembly_plan(lattice: PeriodicLattice) -> _AssemblyPlan:
+def _assembly_plan(lattice: PeriodicLattice, reduce_cell: bool = True) -> _AssemblyPlan:
+    cell_scale = 1
+    if reduce_cell:
+        lattice, cell_scale = primitive_half_cells(lattice)
     n = lattice.n_nodes
     start, end = lattice.struts[:, 0], lattice.struts[:, 1]
     frac_vectors = lattice.nodes[end] + lattice.offsets - lattice.nodes[start]
-    local = np.arange(_NODE_DOFS)
-    eps_dofs = _NODE_DOFS * n + np.arange(6)
+    n_node_dofs = _NODE_DOFS * n - 3
+    # global dof numbering: node dof j of node i -> 6 i + j - 3; node 0's translation -> -1
+    node_dof = np.arange(_NODE_DOFS * n).reshape(n, _NODE_DOFS) - 3
+    node_dof[0, :3] = -1
+    eps_dofs = n_node_dofs + np.arange(6)
     dof_index = np.concatenate(
-        [
-            _NODE_DOFS * start[:, None] + local,
-            _NODE_DOFS * end[:, None] + local,
-            np.broadcast_to(eps_dofs, (len(start), 6)),
-        ],
-        axis=1,
+        [node_dof[start], node_dof[end], np.broadcast_to(eps_dofs, (len(start), 6))], axis=1
     )
-    free = np.arange(3, _NODE_DOFS * n)  # node 0's translation is fixed
-    return _AssemblyPlan(frac_vectors, dof_index, free, _NODE_DOFS * n + 6)
+    size = n_node_dofs + 6
+    row = np.repeat(dof_index[:, :, None], 18, axis=2)
+    col = np.repeat(dof_index[:, None, :], 18, axis=1)
+    keep = ((row >= 0) & (col >= 0)).ravel()
+    scatter_index = (row * size + col).ravel()[keep]
+    scatter_source = np.flatnonzero(keep)
+    return _AssemblyPlan(frac_vectors, scatter_index, scatter_source, size, cell_scale)
 
 
-@functools.lru_cache(maxsize=1024)
-def _cached_plan(topology: tuple[tuple[int, int], ...]) -> _AssemblyPlan:
-    return _assembly_plan(periodic_lattice(topology))
+@functools.lru_cache(maxsize=2048)
+def _cached_plan(topology: tuple[tuple[int, int], ...], reduce_cell: bool) -> _AssemblyPlan:
+    return _assembly_plan(periodic_lattice(topology), reduce_cell)
 
 
-def _plan_for(lattice: PeriodicLattice) -> _AssemblyPlan:
+def _plan_for(lattice: PeriodicLattice, reduce_cell: bool = True) -> _AssemblyPlan:
     if lattice.topology:
-        return _cached_plan(tuple(lattice.topology))
-    return _assembly_plan(lattice)
+        return _cached_plan(tuple(lattice.topology), reduce_cell)
+    return _assembly_plan(lattice, reduce_cell)
 
 
 def _strain_map(strut: torch.Tensor) -> torch.Tensor:
@@ -233,44 +251,57 @@ def _extended_stiffness(element: torch.Tensor, strain_map: torch.Tensor) -> torc
     return torch.cat([top, bottom], dim=-2)
 
 
+def _assemble(
+    plan: _AssemblyPlan,
+    lattice_vectors: torch.Tensor,
+    diameter: torch.Tensor,
+    material: BeamMaterial,
+) -> torch.Tensor:
+    """Global systems (B, M, M) on (node dofs, eps) for B affine maps of one topology."""
+    batch = lattice_vectors.shape[0]
+    frac = torch.as_tensor(plan.frac_vectors, dtype=lattice_vectors.dtype)
+    struts = torch.einsum("bij,mj->bmi", lattice_vectors, frac)  # (B, m, 3)
+    element = beam_stiffness(struts, diameter[:, None], material)
+    extended = _extended_stiffness(element, _strain_map(struts)).reshape(batch, -1)
+    source = torch.as_tensor(plan.scatter_source, dtype=torch.long)
+    target = torch.as_tensor(plan.scatter_index, dtype=torch.long)
+    K = torch.zeros(batch, plan.size * plan.size, dtype=lattice_vectors.dtype)
+    return K.index_add(1, target, extended[:, source]).reshape(batch, plan.size, plan.size)
+
+
+def _mechanism_error(lattice: PeriodicLattice) -> MetainvError:
+    return MetainvError(
+        f"lattice {lattice.topology or '(custom)'} is a mechanism: its stiffness is singular"
+    )
+
+
 def homogenize_lattice_torch(
     lattice: PeriodicLattice,
     lattice_vectors: torch.Tensor,
     diameter: torch.Tensor,
     material: BeamMaterial = BeamMaterial(),
+    reduce_cell: bool = True,
 ) -> torch.Tensor:
-    """Effective Voigt stiffness (B, 6, 6) of one topology under B affine maps (differentiable).
+    r"""Effective Voigt stiffness (B, 6, 6) of one topology under B affine maps (differentiable).
 
     lattice_vectors: (B, 3, 3) matrices F (columns = lattice vectors, x = F X), float64
     diameter: (B,) strut diameters in the physical length unit
+    reduce_cell: solve on the smallest periodic cell (:func:`primitive_half_cells`); the result is
+        the same, only cheaper (a 2x2x2 tessellation costs 512x less)
+
+    With the strains ordered last, the Cholesky factor of the whole system
+    ``[[K_ff, K_fe], [K_ef, K_ee]] = L L^T`` has the trailing block
+    ``L_ee L_ee^T = K_ee - K_ef K_ff^{-1} K_fe = V C`` (exact static condensation).
     """
-    plan = _plan_for(lattice)
-    batch = lattice_vectors.shape[0]
-    frac = torch.as_tensor(plan.frac_vectors, dtype=lattice_vectors.dtype)
-    struts = torch.einsum("bij,mj->bmi", lattice_vectors, frac)  # (B, m, 3)
-    element = beam_stiffness(struts, diameter[:, None], material)
-    extended = _extended_stiffness(element, _strain_map(struts))  # (B, m, 18, 18)
-
-    n_dofs = plan.n_dofs
-    index = torch.as_tensor(plan.dof_index, dtype=torch.long)
-    flat = (index[:, :, None] * n_dofs + index[:, None, :]).reshape(-1)
-    K = torch.zeros(batch, n_dofs * n_dofs, dtype=lattice_vectors.dtype)
-    K = K.index_add(1, flat, extended.reshape(batch, -1)).reshape(batch, n_dofs, n_dofs)
-
-    free = torch.as_tensor(plan.free, dtype=torch.long)
-    eps = torch.arange(n_dofs - 6, n_dofs)
-    K_ff = K[:, free][:, :, free]
-    K_fe = K[:, free][:, :, eps]
-    K_ee = K[:, eps][:, :, eps]
-    factor, info = torch.linalg.cholesky_ex(K_ff)
+    plan = _plan_for(lattice, reduce_cell)
+    cell_vectors = lattice_vectors / plan.cell_scale
+    K = _assemble(plan, cell_vectors, diameter, material)
+    factor, info = torch.linalg.cholesky_ex(K)
     if bool((info != 0).any()):
-        raise MetainvError(
-            f"lattice {lattice.topology} is a mechanism: its condensed stiffness is singular"
-        )
-    condensed = K_ee - K_fe.transpose(-1, -2) @ torch.cholesky_solve(K_fe, factor)
-    volume = torch.linalg.det(lattice_vectors).abs()
-    C = condensed / volume[:, None, None]
-    return (C + C.transpose(-1, -2)) / 2
+        raise _mechanism_error(lattice)
+    trailing = factor[:, -6:, -6:]
+    volume = torch.linalg.det(cell_vectors).abs()
+    return trailing @ trailing.transpose(-1, -2) / volume[:, None, None]
 
 
 def homogenize_lattice(
@@ -279,29 +310,56 @@ def homogenize_lattice(
     diameter: np.ndarray | float,
     material: BeamMaterial = BeamMaterial(),
     batch_size: int | None = None,
+    reduce_cell: bool = True,
 ) -> np.ndarray:
-    """Numpy front end of :func:`homogenize_lattice_torch`.
+    """Fast, non-differentiable front end: same assembly, in-place LAPACK Cholesky per design.
 
     lattice_vectors: (3, 3) or (B, 3, 3); diameter: scalar or (B,). Returns (6, 6) or (B, 6, 6).
-    Batches are split so that the dense system stays below about 256 MB.
+    Batches are split so that the dense systems stay below about 256 MB. ``reduce_cell`` as in
+    :func:`homogenize_lattice_torch`.
     """
     F = np.asarray(lattice_vectors, dtype=np.float64)
     single = F.ndim == 2
-    F = F.reshape(-1, 3, 3)
-    d = np.array(np.broadcast_to(np.asarray(diameter, dtype=np.float64), (F.shape[0],)))
-    n_dofs = _plan_for(lattice).n_dofs
-    chunk = batch_size or max(1, int(256e6 / (8 * 3 * n_dofs * n_dofs)))
+    d = np.array(
+        np.broadcast_to(np.asarray(diameter, dtype=np.float64), (F.reshape(-1, 9).shape[0],))
+    )
+    plan = _plan_for(lattice, reduce_cell)
+    F = np.ascontiguousarray(F.reshape(-1, 3, 3)) / plan.cell_scale
+    chunk = batch_size or max(1, int(256e6 / (8 * plan.size * plan.size)))
     out = np.empty((F.shape[0], 6, 6))
     with torch.no_grad():
         for lo in range(0, F.shape[0], chunk):
-            F_chunk = torch.from_numpy(np.ascontiguousarray(F[lo : lo + chunk]))
-            d_chunk = torch.from_numpy(d[lo : lo + chunk])
-            C = homogenize_lattice_torch(lattice, F_chunk, d_chunk, material)
-            out[lo : lo + chunk] = C.numpy()
+            K = _assemble(
+                plan,
+                torch.from_numpy(F[lo : lo + chunk]),
+                torch.from_numpy(d[lo : lo + chunk]),
+                material,
+            )
+            out[lo : lo + chunk] = _condense(K.numpy(), lattice)
+    out /= np.abs(np.linalg.det(F))[:, None, None]
     return out[0] if single else out
 
 
-def homogenize(design: TrussDesign, material: BeamMaterial = BeamMaterial()) -> HomogenizationResult:
+def _condense(K: np.ndarray, lattice: PeriodicLattice) -> np.ndarray:
+    """``V C`` (B, 6, 6) from systems K (B, M, M), factorized in place (K is overwritten).
+
+    K is symmetric, so the transpose of each C-ordered matrix is the same matrix in Fortran
+    order and LAPACK factorizes it without a copy; the trailing 6x6 block of the upper factor
+    ``K = U^T U`` gives ``U_ee^T U_ee = V C``.
+    """
+    out = np.empty((K.shape[0], 6, 6))
+    for b in range(K.shape[0]):
+        factor, info = _potrf(K[b].T, lower=0, clean=0, overwrite_a=1)
+        if info != 0:
+            raise _mechanism_error(lattice)
+        trailing = np.triu(factor[-6:, -6:])
+        out[b] = trailing.T @ trailing
+    return out
+
+
+def homogenize(
+    design: TrussDesign, material: BeamMaterial = BeamMaterial()
+) -> HomogenizationResult:
     """Effective stiffness of one truss design (full affine map ``F = R2 V R1 U``)."""
     from metainv.truss.design import deformation_gradient
 
@@ -328,7 +386,7 @@ def homogenize_many(
     out = np.empty((len(designs), 6, 6))
     groups: dict[tuple, list[int]] = {}
     for position, design in enumerate(designs):
-        groups.setdefault(tuple(design.topology), []).append(position)
+        groups.setdefault(canonical_topology(design.topology), []).append(position)
     for topology, positions in groups.items():
         lattice = periodic_lattice(topology)
         F = np.stack([deformation_gradient(designs[p]) for p in positions])
@@ -336,3 +394,69 @@ def homogenize_many(
         diameter = strut_diameter(lattice, F, rho)
         out[positions] = homogenize_lattice(lattice, F, diameter, material)
     return out
+
+
+def primitive_half_cells(
+    lattice: PeriodicLattice, tol: float = 1e-9
+) -> tuple[PeriodicLattice, int]:
+    """The smallest cell of ``lattice`` obtained by undoing 2x2x2 tessellations.
+
+    A lattice that is invariant under the three half-cell translations (e.g. a compound whose
+    three components all have ``t = 2``, or ``S1 t1 + S1 t2``) is the 2x2x2 tessellation of its
+    sub-cell ``[0, 1/2)^3``; the sub-cell, rescaled to the unit cube, describes the same infinite
+    lattice with 8 times fewer nodes and struts. Repeated while possible.
+
+    Returns ``(lattice, scale)``: the physical lattice vectors of the returned cell are ``F/scale``.
+    """
+    scale = 1
+    while True:
+        halved = _halve(lattice, tol)
+        if halved is None:
+            return lattice, scale
+        lattice, scale = halved, 2 * scale
+
+
+def _strut_keys(nodes: np.ndarray, struts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Translation-invariant description (m, 6): midpoint modulo the cell and the sign-fixed
+    strut vector, for matching strut sets."""
+    start = nodes[struts[:, 0]]
+    vector = nodes[struts[:, 1]] + offsets - start
+    midpoint = (start + vector / 2) % 1.0
+    first = vector[np.arange(len(vector)), np.argmax(np.abs(vector) > 1e-12, axis=1)]
+    vector = np.where(first[:, None] < 0, -vector, vector)
+    return np.concatenate([midpoint, vector + 2.0], axis=1)
+
+
+def _halve(lattice: PeriodicLattice, tol: float) -> PeriodicLattice | None:
+    """The sub-cell [0, 1/2)^3 rescaled to the unit cube, or None if not a 2x2x2 tessellation."""
+    nodes, struts, offsets = lattice.nodes, lattice.struts, lattice.offsets
+    if lattice.n_nodes % 8 or lattice.n_struts % 8:
+        return None
+    node_tree = cKDTree(nodes, boxsize=1.0)
+    keys = _strut_keys(nodes, struts, offsets)
+    strut_tree = cKDTree(keys, boxsize=[1.0, 1.0, 1.0, 8.0, 8.0, 8.0])
+    for shift in np.eye(3) / 2:
+        if node_tree.query((nodes + shift) % 1.0)[0].max() > tol:
+            return None
+        shifted = keys.copy()
+        shifted[:, :3] = (shifted[:, :3] + shift) % 1.0
+        if strut_tree.query(shifted)[0].max() > tol:
+            return None
+    # Each sub-cell strut, translated so that its start lies in [0, 1/2)^3, then scaled by 2.
+    start = nodes[struts[:, 0]]
+    end = nodes[struts[:, 1]] + offsets
+    translation = np.floor(2 * start + tol) / 2
+    start, end = 2 * (start - translation), 2 * (end - translation)
+    sub_nodes = 2 * nodes[np.all(nodes < 0.5 - tol, axis=1)]
+    sub_tree = cKDTree(sub_nodes, boxsize=1.0)
+    start_index = sub_tree.query(start % 1.0)[1]
+    end_index = sub_tree.query(end % 1.0)[1]
+    sub_offsets = np.rint(end - sub_nodes[end_index]).astype(np.int64)
+    sub_offsets -= np.rint(start - sub_nodes[start_index]).astype(np.int64)
+    sub_struts = np.stack([start_index, end_index], axis=1)
+    sub_keys = _strut_keys(sub_nodes, sub_struts, sub_offsets)
+    _, first = np.unique(np.round(sub_keys, 8), axis=0, return_index=True)
+    if len(sub_nodes) * 8 != lattice.n_nodes or len(first) * 8 != lattice.n_struts:
+        return None
+    first = np.sort(first)
+    return PeriodicLattice(sub_nodes, sub_struts[first], sub_offsets[first], ())
