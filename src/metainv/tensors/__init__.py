@@ -41,15 +41,18 @@ from metainv.tensors._voigt import (
     voigt_to_mandel,
     voigt_to_tensor,
 )
+from metainv.tensors.check import StiffnessReport, check_stiffness
 
 __all__ = [
     "C21_NAMES",
     "MANDEL_WEIGHTS",
     "ORTHO_NAMES",
     "VOIGT_PAIRS",
+    "StiffnessReport",
     "angle_axis_from_rotation",
     "bond_matrix",
     "c21_from_matrix",
+    "check_stiffness",
     "compliance",
     "cubic_stiffness",
     "directional_youngs_modulus",

@@ -1,0 +1,369 @@
+"""Stiffness targets: read a 6x6 Voigt stiffness from a file or a built-in name and normalize it.
+
+A target measured on a real material (in Pa, kPa, MPa or GPa) is divided by the Young's modulus
+of the base material the lattice is to be made of (spec ``targets.md``), so that every model sees
+``C / E_b``. A target already given in that form has the unit ``normalized``.
+
+Sources:
+
+* a JSON file ``{"C": [[...6 numbers...], ...6 rows...]}`` or ``{"C21": [...21 numbers...]}``
+  (21 constants in spec order ``C11 C12 ... C16 C22 ... C66``), optionally with ``"unit"`` and
+  ``"base_modulus"`` (overridden by the arguments of :func:`load_target`) and descriptive keys
+  ``name``, ``description``, ``base_material``, ``source``, ``notes``;
+* a CSV or whitespace-separated text file with 6 rows of 6 numbers (``#`` starts a comment);
+* a built-in name such as ``bone3`` (:func:`list_builtin_targets`).
+
+Every problem raises :class:`metainv.errors.TargetError` with a one-line message. The loader
+does not judge physical admissibility (symmetry, definiteness): that is
+:func:`metainv.tensors.check_stiffness`'s job, which names the entry at fault.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metainv.errors import TargetError
+from metainv.tensors import matrix_from_c21
+
+logger = logging.getLogger(__name__)
+
+NORMALIZED = "normalized"
+
+#: Physical stress units and their size in pascal.
+PASCALS_PER_UNIT: dict[str, float] = {"Pa": 1.0, "kPa": 1e3, "MPa": 1e6, "GPa": 1e9}
+
+#: Every unit a target may be given in (matched case-insensitively).
+UNITS: tuple[str, ...] = (*PASCALS_PER_UNIT, NORMALIZED)
+
+#: Keys a target JSON file may carry besides ``C`` / ``C21``.
+METADATA_KEYS: tuple[str, ...] = (
+    "unit",
+    "base_modulus",
+    "name",
+    "description",
+    "base_material",
+    "source",
+    "notes",
+)
+
+_BUILTIN_PACKAGE = "metainv"
+_BUILTIN_FOLDER = ("data", "targets")
+_MODULUS_PATTERN = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*$")
+_TEXT_SEPARATORS = re.compile(r"[,;\s]+")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A loaded target: ``stiffness`` (6, 6) is normalized by the base modulus.
+
+    ``unit`` is the unit the source values were given in; ``base_modulus_pa`` the base
+    material's Young's modulus in pascal (``None`` for a target given normalized).
+    """
+
+    name: str
+    stiffness: np.ndarray
+    unit: str
+    base_modulus_pa: float | None
+    base_material: str | None = None
+    description: str | None = None
+
+    def normalize_modulus(self, modulus: float | str) -> float:
+        """Express a modulus (e.g. of the solid, ``"114GPa"`` or a number in :attr:`unit`)
+        relative to this target's base modulus, as the normalized stiffness is."""
+        if self.base_modulus_pa is None:
+            value, unit = parse_modulus(modulus, what="modulus")
+            if unit is not None and unit != NORMALIZED:
+                raise TargetError(
+                    f"the target is normalized, so give the modulus {modulus!r} as a plain "
+                    "number relative to the base material (1 is the base material itself)"
+                )
+            return value
+        return modulus_in_pascal(modulus, default_unit=self.unit) / self.base_modulus_pa
+
+
+def canonical_unit(unit: str) -> str:
+    """The canonical spelling of ``unit`` (case-insensitive): one of :data:`UNITS`."""
+    by_lower = {name.lower(): name for name in UNITS}
+    canonical = by_lower.get(str(unit).strip().lower())
+    if canonical is None:
+        raise TargetError(f"unknown unit {unit!r}; expected one of {', '.join(UNITS)}")
+    return canonical
+
+
+def parse_modulus(text: float | str, what: str = "base modulus") -> tuple[float, str | None]:
+    """Split a modulus such as ``"114GPa"``, ``"114 gpa"`` or ``114`` into ``(value, unit)``.
+
+    The unit is canonical (:func:`canonical_unit`) or ``None`` when none is written. The value
+    must be a positive finite number.
+    """
+    if isinstance(text, bool):
+        raise TargetError(f"invalid {what} {text!r}: expected a positive number, e.g. 114GPa")
+    if isinstance(text, (int, float)):
+        value, unit = float(text), None
+    else:
+        match = _MODULUS_PATTERN.match(str(text))
+        if match is None:
+            raise TargetError(
+                f"invalid {what} {text!r}: expected a positive number with an optional unit, "
+                "e.g. 114GPa"
+            )
+        value = float(match.group(1))
+        unit = canonical_unit(match.group(2)) if match.group(2) else None
+    if not (math.isfinite(value) and value > 0):
+        raise TargetError(f"invalid {what} {text!r}: it must be a positive finite number")
+    return value, unit
+
+
+def modulus_in_pascal(modulus: float | str, default_unit: str) -> float:
+    """A modulus in pascal; a bare number is read in ``default_unit`` (a physical unit)."""
+    value, unit = parse_modulus(modulus)
+    unit = unit or canonical_unit(default_unit)
+    if unit == NORMALIZED:
+        raise TargetError(f"a base modulus needs a physical unit ({', '.join(PASCALS_PER_UNIT)})")
+    return value * PASCALS_PER_UNIT[unit]
+
+
+def list_builtin_targets() -> list[str]:
+    """Names of the targets shipped with metainv (e.g. ``["bone3"]``)."""
+    folder = _builtin_folder()
+    return sorted(
+        entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json")
+    )
+
+
+def load_target(
+    source: str | Path,
+    unit: str | None = None,
+    base_modulus: float | str | None = None,
+) -> np.ndarray:
+    """Load a target stiffness and normalize it by the base modulus: returns ``C / E_b`` (6, 6).
+
+    Args:
+        source: a JSON, CSV or text file, or a built-in name (:func:`list_builtin_targets`).
+        unit: the unit of the values (Pa, kPa, MPa, GPa or normalized, case-insensitive);
+            ``None`` means the unit recorded in the source, else ``normalized``.
+        base_modulus: the base material's Young's modulus ``E_b``, as ``"114GPa"`` or a number in
+            ``unit``; ``None`` means the one recorded in the source. Required for a physical unit,
+            refused for a normalized target.
+
+    Raises:
+        TargetError: with a one-line message for every kind of bad input.
+    """
+    return read_target(source, unit=unit, base_modulus=base_modulus).stiffness
+
+
+def read_target(
+    source: str | Path,
+    unit: str | None = None,
+    base_modulus: float | str | None = None,
+) -> Target:
+    """Like :func:`load_target` but also returns the unit, base modulus and description."""
+    name, text, is_builtin = _read_source(source)
+    if _looks_like_json(name, text):
+        values, metadata = _parse_json(name, text)
+    else:
+        values, metadata = _parse_text(name, text), {}
+
+    source_unit = metadata.get("unit")
+    effective_unit = canonical_unit(unit if unit is not None else source_unit or NORMALIZED)
+    if effective_unit == NORMALIZED:
+        if base_modulus is not None:
+            raise TargetError(
+                f"a base modulus ({base_modulus}) was given but the target is already "
+                "normalized; pass --unit Pa, kPa, MPa or GPa if its values are physical"
+            )
+        base_pa = None
+        stiffness = values
+    else:
+        base = base_modulus if base_modulus is not None else metadata.get("base_modulus")
+        if base is None:
+            raise TargetError(
+                f"the target is in {effective_unit}: pass --base-modulus, the base material's "
+                "Young's modulus (e.g. --base-modulus 114GPa), to normalize it"
+            )
+        base_pa = modulus_in_pascal(base, default_unit=effective_unit)
+        stiffness = values * (PASCALS_PER_UNIT[effective_unit] / base_pa)
+    logger.debug("target %s: unit %s, base modulus %s Pa", name, effective_unit, base_pa)
+    return Target(
+        name=str(metadata.get("name") or (name if is_builtin else Path(name).stem)),
+        stiffness=stiffness,
+        unit=effective_unit,
+        base_modulus_pa=base_pa,
+        base_material=_optional_string(metadata.get("base_material")),
+        description=_optional_string(metadata.get("description")),
+    )
+
+
+def _builtin_folder() -> Any:
+    folder = resources.files(_BUILTIN_PACKAGE)
+    for part in _BUILTIN_FOLDER:
+        folder = folder / part
+    return folder
+
+
+def _read_source(source: str | Path) -> tuple[str, str, bool]:
+    """``(display name, text, is_builtin)`` of a file path or built-in name."""
+    path = Path(source)
+    if path.is_dir():
+        raise TargetError(f"{path} is a directory, not a target file")
+    if path.is_file():
+        try:
+            return str(path), path.read_text(encoding="utf-8"), False
+        except UnicodeDecodeError:
+            raise TargetError(f"cannot read {path}: not a UTF-8 text file") from None
+        except OSError as error:
+            raise TargetError(f"cannot read {path}: {error.strerror}") from None
+    builtins = list_builtin_targets()
+    name = str(source)
+    if name.lower() in builtins:
+        entry = _builtin_folder() / f"{name.lower()}.json"
+        return name.lower(), entry.read_text(encoding="utf-8"), True
+    if path.suffix or len(path.parts) > 1:
+        raise TargetError(f"file not found: {path}")
+    raise TargetError(
+        f"unknown target {name!r}: no such file and no built-in target of that name "
+        f"(built-in targets: {', '.join(builtins)})"
+    )
+
+
+def _looks_like_json(name: str, text: str) -> bool:
+    return name.lower().endswith(".json") or text.lstrip().startswith(("{", "["))
+
+
+def _parse_json(name: str, text: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Stiffness values (6, 6) in the source unit and the metadata of a JSON target."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise TargetError(
+            f"invalid JSON in {name}: {error.msg} at line {error.lineno}, column {error.colno}"
+        ) from None
+    if not isinstance(document, dict):
+        raise TargetError(
+            f"{name}: expected a JSON object with key 'C' (6 rows of 6 numbers) or 'C21' "
+            f"(21 numbers), got a JSON {type(document).__name__}"
+        )
+    unknown = [key for key in document if key not in ("C", "C21", *METADATA_KEYS)]
+    if unknown:
+        raise TargetError(
+            f"{name}: unknown key {unknown[0]!r}; expected 'C' (6 rows of 6 numbers) or 'C21' "
+            f"(21 numbers), optionally with {', '.join(METADATA_KEYS)}"
+        )
+    if "C" in document and "C21" in document:
+        raise TargetError(f"{name}: give either 'C' or 'C21', not both")
+    if "C" in document:
+        values = _matrix_from_rows(name, document["C"])
+    elif "C21" in document:
+        values = _matrix_from_c21_list(name, document["C21"])
+    else:
+        found = ", ".join(repr(key) for key in document) or "none"
+        raise TargetError(
+            f"{name}: no stiffness found; expected key 'C' (6 rows of 6 numbers) or 'C21' "
+            f"(21 numbers), found keys: {found}"
+        )
+    unit = document.get("unit")
+    if unit is not None and not isinstance(unit, str):
+        raise TargetError(f"{name}: 'unit' must be a string such as \"GPa\", got {unit!r}")
+    base_modulus = document.get("base_modulus")
+    if base_modulus is not None and (
+        isinstance(base_modulus, bool) or not isinstance(base_modulus, (int, float, str))
+    ):
+        raise TargetError(
+            f"{name}: 'base_modulus' must be a number or a string such as \"114GPa\", "
+            f"got {base_modulus!r}"
+        )
+    return values, {key: document[key] for key in METADATA_KEYS if key in document}
+
+
+def _matrix_from_rows(name: str, rows: Any) -> np.ndarray:
+    """Validate a JSON list of 6 lists of 6 numbers; returns (6, 6)."""
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise TargetError(f"{name}: 'C' must be a list of 6 rows, each a list of 6 numbers")
+    _check_row_counts(name, [len(row) for row in rows])
+    return np.array(
+        [
+            [
+                _json_number(name, value, f"row {i + 1}, column {j + 1}")
+                for j, value in enumerate(row)
+            ]
+            for i, row in enumerate(rows)
+        ]
+    )
+
+
+def _matrix_from_c21_list(name: str, values: Any) -> np.ndarray:
+    """Validate a JSON list of the 21 constants; returns the symmetric (6, 6)."""
+    if not isinstance(values, list):
+        raise TargetError(f"{name}: 'C21' must be a list of 21 numbers")
+    if len(values) != 21:
+        raise TargetError(f"{name}: expected 21 numbers in 'C21', got {len(values)}")
+    numbers = np.array(
+        [_json_number(name, value, f"'C21' entry {k + 1}") for k, value in enumerate(values)]
+    )
+    return matrix_from_c21(numbers)
+
+
+def _json_number(name: str, value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TargetError(f"{name}: {where}: {value!r} is not a number")
+    try:
+        return float(value)
+    except OverflowError:
+        raise TargetError(f"{name}: {where}: {value} is too large for a float") from None
+
+
+def _parse_text(name: str, text: str) -> np.ndarray:
+    """6 rows of 6 numbers separated by commas, semicolons or whitespace; ``#`` comments."""
+    rows: list[list[str]] = []
+    for line in text.splitlines():
+        content = line.split("#", 1)[0].strip()
+        if content:
+            rows.append([token for token in _TEXT_SEPARATORS.split(content) if token])
+    if not rows:
+        raise TargetError(f"{name}: empty file; expected 36 numbers in 6 rows of 6")
+    _check_row_counts(name, [len(row) for row in rows])
+    return np.array(
+        [
+            [_text_number(name, token, i, j) for j, token in enumerate(row)]
+            for i, row in enumerate(rows)
+        ]
+    )
+
+
+def _text_number(name: str, token: str, row: int, col: int) -> float:
+    try:
+        return float(token)
+    except ValueError:
+        raise TargetError(
+            f"{name}: row {row + 1}, column {col + 1}: {token!r} is not a number"
+        ) from None
+
+
+def _check_row_counts(name: str, row_lengths: list[int]) -> None:
+    """Exactly 6 rows of 6 entries, with a message that says what was found instead."""
+    if len(row_lengths) != 6:
+        plural = "row" if len(row_lengths) == 1 else "rows"
+        hint = ""
+        if sum(row_lengths) == 21:
+            hint = " (for the 21 independent constants use a JSON file with key 'C21')"
+        raise TargetError(
+            f"{name}: expected 36 numbers in 6 rows of 6, got {len(row_lengths)} {plural}{hint}"
+        )
+    for i, length in enumerate(row_lengths):
+        if length != 6:
+            raise TargetError(
+                f"{name}: expected 36 numbers in 6 rows of 6, row {i + 1} has {length} numbers"
+            )
+
+
+def _optional_string(value: Any) -> str | None:
+    return None if value is None else str(value)
