@@ -109,19 +109,16 @@ class _AssemblyPlan:
     """Index maps shared by every design of one topology.
 
     frac_vectors: (m, 3) reference strut vectors X_b + o - X_a
-    scatter_index: (k,) position in the flattened (M, M) system of each kept entry of the
+    scatter_index: (m * 324,) position in the flattened (M, M) system of each entry of the
         flattened (m, 18, 18) extended element matrices
-    scatter_source: (k,) position of that entry in the flattened element matrices
-    size: M = 6 n - 3 + 6: all node dofs but node 0's translation (fixed against rigid motion),
-        then the six macroscopic strains last, so that the trailing 6x6 block of the Cholesky
-        factor is the Schur complement
+    size: M = 6 n + 6: the node dofs (w, theta) node by node, then the six macroscopic strains
+        last, so that the trailing 6x6 block of the Cholesky factor is the Schur complement
     cell_scale: the plan's cell is the lattice's cell shrunk by this factor per axis (see
         :func:`primitive_half_cells`); the physical lattice vectors are ``F / cell_scale``
     """
 
     frac_vectors: np.ndarray
     scatter_index: np.ndarray
-    scatter_source: np.ndarray
     size: int
     cell_scale: int
 
@@ -133,21 +130,14 @@ def _assembly_plan(lattice: PeriodicLattice, reduce_cell: bool = True) -> _Assem
     n = lattice.n_nodes
     start, end = lattice.struts[:, 0], lattice.struts[:, 1]
     frac_vectors = lattice.nodes[end] + lattice.offsets - lattice.nodes[start]
-    n_node_dofs = _NODE_DOFS * n - 3
-    # global dof numbering: node dof j of node i -> 6 i + j - 3; node 0's translation -> -1
-    node_dof = np.arange(_NODE_DOFS * n).reshape(n, _NODE_DOFS) - 3
-    node_dof[0, :3] = -1
-    eps_dofs = n_node_dofs + np.arange(6)
+    node_dof = np.arange(_NODE_DOFS * n).reshape(n, _NODE_DOFS)
+    eps_dofs = _NODE_DOFS * n + np.arange(6)
     dof_index = np.concatenate(
         [node_dof[start], node_dof[end], np.broadcast_to(eps_dofs, (len(start), 6))], axis=1
     )
-    size = n_node_dofs + 6
-    row = np.repeat(dof_index[:, :, None], 18, axis=2)
-    col = np.repeat(dof_index[:, None, :], 18, axis=1)
-    keep = ((row >= 0) & (col >= 0)).ravel()
-    scatter_index = (row * size + col).ravel()[keep]
-    scatter_source = np.flatnonzero(keep)
-    return _AssemblyPlan(frac_vectors, scatter_index, scatter_source, size, cell_scale)
+    size = _NODE_DOFS * n + 6
+    scatter_index = (dof_index[:, :, None] * size + dof_index[:, None, :]).ravel()
+    return _AssemblyPlan(frac_vectors, scatter_index, size, cell_scale)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -257,16 +247,25 @@ def _assemble(
     diameter: torch.Tensor,
     material: BeamMaterial,
 ) -> torch.Tensor:
-    """Global systems (B, M, M) on (node dofs, eps) for B affine maps of one topology."""
+    """Global systems (B, M, M) on (node dofs, eps) for B affine maps of one topology.
+
+    Rigid translations are the only null space of the node block (for a lattice that is not a
+    mechanism). They are removed by a spring ``alpha |w_0|^2 / 2`` on node 0: the condensed
+    energy is unchanged *exactly*, whatever ``alpha > 0``, because for any minimizer ``w`` the
+    translate ``w - w_0`` is a minimizer too and leaves the spring unstretched.
+    """
     batch = lattice_vectors.shape[0]
     frac = torch.as_tensor(plan.frac_vectors, dtype=lattice_vectors.dtype)
     struts = torch.einsum("bij,mj->bmi", lattice_vectors, frac)  # (B, m, 3)
     element = beam_stiffness(struts, diameter[:, None], material)
     extended = _extended_stiffness(element, _strain_map(struts)).reshape(batch, -1)
-    source = torch.as_tensor(plan.scatter_source, dtype=torch.long)
     target = torch.as_tensor(plan.scatter_index, dtype=torch.long)
     K = torch.zeros(batch, plan.size * plan.size, dtype=lattice_vectors.dtype)
-    return K.index_add(1, target, extended[:, source]).reshape(batch, plan.size, plan.size)
+    K = K.index_add(1, target, extended).reshape(batch, plan.size, plan.size)
+    diagonal = K.diagonal(dim1=1, dim2=2)
+    spring = diagonal[:, :-6].detach().mean(dim=1, keepdim=True)
+    diagonal[:, :3] += spring
+    return K
 
 
 def _mechanism_error(lattice: PeriodicLattice) -> MetainvError:

@@ -1,0 +1,394 @@
+"""Sharded, resumable, reproducible data-set generation.
+
+A data set is a folder of Parquet shards plus a ``dataset.json`` manifest. Shard ``i`` draws its
+rows from ``SeedSequence([seed, i])`` so the data are the same whatever the number of workers,
+the backend, or the order in which shards finish. Every shard is written atomically (temporary
+file, fsync, rename) and recorded in the manifest (itself replaced atomically) with its row count
+and SHA-256; re-running the same command after an interruption keeps the recorded shards and
+redoes the rest. A recorded shard whose checksum does not match, or a shard file the manifest
+does not know, is reported by name and regenerated, never silently used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import metainv
+from metainv.errors import MetainvError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "dataset.json"
+SHARD_PATTERN = "shard-{index:05d}.parquet"
+
+#: family -> "module:function" computing one shard's columns: f(rows, rng, params) -> columns.
+SHARD_FUNCTIONS: dict[str, str] = {"truss": "metainv.truss.dataset:generate_shard"}
+#: family -> "module:function" returning the family's generation parameters (ranges, material).
+PARAMETER_FUNCTIONS: dict[str, str] = {"truss": "metainv.truss.dataset:generation_parameters"}
+
+
+class DatasetError(MetainvError):
+    """A data-set folder is inconsistent with the requested generation or corrupt."""
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """What to generate: the family, how many rows, how they are cut into shards, the seed."""
+
+    family: str
+    n_rows: int
+    shard_size: int
+    seed: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.family not in SHARD_FUNCTIONS:
+            raise MetainvError(
+                f"unknown family {self.family!r}; expected one of {sorted(SHARD_FUNCTIONS)}"
+            )
+        if self.n_rows < 1:
+            raise MetainvError(f"--n must be a positive number of rows, got {self.n_rows}")
+        if self.shard_size < 1:
+            raise MetainvError(f"--shard-size must be positive, got {self.shard_size}")
+        if self.seed < 0:
+            raise MetainvError(f"--seed must be >= 0, got {self.seed}")
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One unit of work: shard ``index`` with ``rows`` rows, written into ``folder``."""
+
+    folder: str
+    family: str
+    index: int
+    rows: int
+    seed: int
+    params: Mapping[str, Any]
+
+    @property
+    def file_name(self) -> str:
+        return SHARD_PATTERN.format(index=self.index)
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    """A finished shard as recorded in the manifest."""
+
+    index: int
+    file: str
+    rows: int
+    sha256: str
+    seconds: float
+
+
+def shard_tasks(spec: GenerationSpec, folder: Path) -> list[ShardTask]:
+    """All shards of ``spec`` (the last one may be shorter)."""
+    counts = [spec.shard_size] * (spec.n_rows // spec.shard_size)
+    if spec.n_rows % spec.shard_size:
+        counts.append(spec.n_rows % spec.shard_size)
+    params = dict(spec.params)
+    return [
+        ShardTask(str(folder), spec.family, index, rows, spec.seed, params)
+        for index, rows in enumerate(counts)
+    ]
+
+
+def shard_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of shard ``index``: independent of workers and completion order."""
+    return np.random.default_rng(np.random.SeedSequence([seed, index]))
+
+
+def _resolve(path: str) -> Callable[..., Any]:
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def generation_parameters(family: str) -> dict[str, Any]:
+    """The family's generation parameters (ranges, base material) as stored in the manifest."""
+    if family not in PARAMETER_FUNCTIONS:
+        raise MetainvError(f"unknown family {family!r}; expected one of {sorted(SHARD_FUNCTIONS)}")
+    return _resolve(PARAMETER_FUNCTIONS[family])()
+
+
+def _limit_threads() -> None:
+    """One BLAS/torch thread per worker process: workers, not threads, use the cores."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+
+
+def run_shard(task: ShardTask, limit_threads: bool = True) -> ShardRecord:
+    """Compute one shard and write it atomically. Safe to run in any process or machine
+    that sees ``task.folder``."""
+    if limit_threads:
+        _limit_threads()
+    start = time.perf_counter()
+    columns = _resolve(SHARD_FUNCTIONS[task.family])(
+        task.rows, shard_rng(task.seed, task.index), task.params
+    )
+    table = pa.table(columns)
+    metadata = {
+        b"metainv.family": task.family.encode(),
+        b"metainv.seed": str(task.seed).encode(),
+        b"metainv.shard": str(task.index).encode(),
+        b"metainv.rows": str(task.rows).encode(),
+    }
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    path = Path(task.folder) / task.file_name
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, temporary, compression="zstd")
+    _fsync(temporary)
+    os.replace(temporary, path)
+    return ShardRecord(
+        task.index,
+        task.file_name,
+        task.rows,
+        file_sha256(path),
+        round(time.perf_counter() - start, 3),
+    )
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    """Package version plus the git commit of the source tree when there is one."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{metainv.__version__}+{commit}" if commit else metainv.__version__
+
+
+# ------------------------------------------------------------------------------- manifest
+
+
+def _manifest_header(spec: GenerationSpec) -> dict[str, Any]:
+    return {
+        "schema_version": spec.params.get("schema_version"),
+        "family": spec.family,
+        "n_rows": spec.n_rows,
+        "shard_size": spec.shard_size,
+        "seed": spec.seed,
+        "params": dict(spec.params),
+    }
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of ``folder``, or None when there is none."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise DatasetError(
+            f"{path} is not valid JSON ({error.msg}); remove it to start over"
+        ) from None
+
+
+def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
+    """Replace the manifest atomically."""
+    path = Path(folder) / MANIFEST_NAME
+    temporary = path.with_name(f".{MANIFEST_NAME}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    _fsync(temporary)
+    os.replace(temporary, path)
+
+
+def _check_compatible(existing: Mapping[str, Any], header: Mapping[str, Any], folder: Path) -> None:
+    for key, value in header.items():
+        if existing.get(key) != value:
+            raise DatasetError(
+                f"{folder} holds a different data set ({key}: {existing.get(key)!r} there, "
+                f"{value!r} requested); choose another --out or remove the folder"
+            )
+
+
+def verified_records(folder: Path, manifest: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """Recorded shards whose file exists with the recorded checksum; others are reported."""
+    kept = {}
+    for record in manifest.get("shards", []):
+        path = Path(folder) / record["file"]
+        if not path.exists():
+            logger.warning("shard %s is recorded but missing; regenerating it", record["file"])
+        elif file_sha256(path) != record["sha256"]:
+            logger.warning(
+                "shard %s is corrupt (checksum mismatch); regenerating it", record["file"]
+            )
+        else:
+            kept[int(record["index"])] = record
+    return kept
+
+
+def _report_unknown_files(folder: Path, known: set[str]) -> None:
+    for path in sorted(Path(folder).glob("*.parquet")):
+        if path.name not in known:
+            logger.warning(
+                "%s is not recorded in %s; it will not be used", path.name, MANIFEST_NAME
+            )
+    for path in Path(folder).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------- backends
+
+
+def _run_local(
+    tasks: list[ShardTask], workers: int, scheduler: str | None
+) -> Iterator[ShardRecord]:
+    if workers <= 1:
+        for task in tasks:
+            yield run_shard(task, limit_threads=False)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        futures = [executor.submit(run_shard, task) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_dask(tasks: list[ShardTask], workers: int, scheduler: str | None) -> Iterator[ShardRecord]:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise MetainvError(
+            "--backend dask needs dask.distributed: pip install 'metainv[dask]'"
+        ) from None
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+        client = Client(cluster)
+    try:
+        futures = [client.submit(run_shard, task, pure=False) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+#: backend name -> function(tasks, workers, scheduler) yielding records as shards finish.
+BACKENDS: dict[str, Callable[[list[ShardTask], int, str | None], Iterator[ShardRecord]]] = {
+    "local": _run_local,
+    "dask": _run_dask,
+}
+
+
+def generate_dataset(
+    spec: GenerationSpec,
+    folder: str | Path,
+    workers: int = 1,
+    backend: str = "local",
+    scheduler: str | None = None,
+    on_shard: Callable[[ShardRecord], None] | None = None,
+) -> dict[str, Any]:
+    """Generate (or resume) the data set ``spec`` in ``folder``; returns the final manifest.
+
+    ``on_shard`` is called after each finished shard (progress reporting). Interrupting (e.g.
+    KeyboardInterrupt) leaves every recorded shard valid; calling again resumes.
+    """
+    if backend not in BACKENDS:
+        raise MetainvError(f"unknown backend {backend!r}; expected one of {sorted(BACKENDS)}")
+    if workers < 1:
+        raise MetainvError(f"--workers must be >= 1, got {workers}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    header = _manifest_header(spec)
+    existing = read_manifest(folder)
+    if existing is not None:
+        _check_compatible(existing, header, folder)
+    records = verified_records(folder, existing) if existing else {}
+    tasks = shard_tasks(spec, folder)
+    _report_unknown_files(folder, {records[i]["file"] for i in records})
+    manifest = {
+        **header,
+        "code_version": code_version(),
+        "python": platform.python_version(),
+        "created": (existing or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+        "n_shards": len(tasks),
+        "shards": [records[i] for i in sorted(records)],
+        "complete": False,
+    }
+    write_manifest(folder, manifest)
+    pending = [task for task in tasks if task.index not in records]
+    for record in BACKENDS[backend](pending, workers, scheduler):
+        records[record.index] = asdict(record)
+        manifest["shards"] = [records[i] for i in sorted(records)]
+        manifest["complete"] = len(records) == len(tasks)
+        write_manifest(folder, manifest)
+        if on_shard is not None:
+            on_shard(record)
+    manifest["complete"] = len(records) == len(tasks)
+    write_manifest(folder, manifest)
+    return manifest
+
+
+def read_dataset(folder: str | Path, verify: bool = True) -> pa.Table:
+    """All rows of a complete data set, shards in index order (checksums verified)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise DatasetError(f"{folder} has no {MANIFEST_NAME}; is it a metainv data set?")
+    if not manifest.get("complete"):
+        raise DatasetError(
+            f"{folder} is incomplete ({len(manifest.get('shards', []))} of "
+            f"{manifest.get('n_shards')} shards); re-run the generate command to finish it"
+        )
+    tables = []
+    for record in manifest["shards"]:
+        path = folder / record["file"]
+        if verify and file_sha256(path) != record["sha256"]:
+            raise DatasetError(f"shard {record['file']} is corrupt (checksum mismatch)")
+        tables.append(pq.read_table(path))
+    return pa.concat_tables(tables)
