@@ -13,6 +13,7 @@ timed separately (it is paid once per topology, of which there are 560).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -68,13 +69,15 @@ def main() -> None:
     total_seconds = time.perf_counter() - start
     rate = args.n / total_seconds / args.threads
 
-    table = Table(title=f"time per lattice by solved system size ({args.n} designs, {len(groups)} topologies)")
+    table = Table(
+        title=f"time per lattice by solved system size ({args.n} designs, {len(groups)} topologies)"
+    )
     for column in ("dofs", "topologies", "lattices", "ms / lattice"):
         table.add_column(column, justify="right")
     dofs = np.array([g[0] for g in per_group])
     edges = [0, 60, 120, 240, 480, 960, 10**9]
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        rows = [g for g, d in zip(per_group, dofs) if lo <= d < hi]
+    for lo, hi in itertools.pairwise(edges):
+        rows = [g for g, d in zip(per_group, dofs, strict=True) if lo <= d < hi]
         if rows:
             count = sum(r[1] for r in rows)
             seconds = sum(r[2] for r in rows)

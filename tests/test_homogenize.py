@@ -156,7 +156,7 @@ def test_random_designs_symmetric_positive_definite_below_voigt_bound():
     designs = sample_designs(40, rng)
     C = homogenize_many(designs)
     solid = isotropic_stiffness(1.0, 0.3)
-    for design, stiffness in zip(designs, C):
+    for design, stiffness in zip(designs, C, strict=True):
         np.testing.assert_allclose(stiffness, stiffness.T, atol=1e-14)
         assert np.linalg.eigvalsh(stiffness).min() > 0
         gap = np.linalg.eigvalsh(design.relative_density * solid - stiffness)
@@ -166,11 +166,13 @@ def test_random_designs_symmetric_positive_definite_below_voigt_bound():
 def test_homogenize_many_matches_one_by_one():
     designs = sample_designs(6, np.random.default_rng(5))
     batched = homogenize_many(designs)
-    for design, C in zip(designs, batched):
+    for design, C in zip(designs, batched, strict=True):
         np.testing.assert_allclose(C, homogenize(design).C, rtol=1e-12, atol=1e-16)
 
 
-ORTHOTROPIC_COUPLINGS = [(i, j) for i in range(6) for j in range(6) if i != j and (i >= 3 or j >= 3)]
+ORTHOTROPIC_COUPLINGS = [
+    (i, j) for i in range(6) for j in range(6) if i != j and (i >= 3 or j >= 3)
+]
 
 
 @pytest.mark.parametrize(

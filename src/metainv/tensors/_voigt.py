@@ -26,12 +26,16 @@ MANDEL_WEIGHTS = np.array([1.0, 1.0, 1.0, np.sqrt(2.0), np.sqrt(2.0), np.sqrt(2.
 TRIU_ROWS, TRIU_COLS = np.triu_indices(6)
 
 #: Names of the 21 constants in spec order.
-C21_NAMES: tuple[str, ...] = tuple(f"C{i + 1}{j + 1}" for i, j in zip(TRIU_ROWS, TRIU_COLS))
+C21_NAMES: tuple[str, ...] = tuple(
+    f"C{i + 1}{j + 1}" for i, j in zip(TRIU_ROWS, TRIU_COLS, strict=True)
+)
 
 #: The 9 orthotropic constants C11 C12 C13 C22 C23 C33 C44 C55 C66 as (row, col) in 6x6.
 ORTHO_ROWS = np.array([0, 0, 0, 1, 1, 2, 3, 4, 5])
 ORTHO_COLS = np.array([0, 1, 2, 1, 2, 2, 3, 4, 5])
-ORTHO_NAMES: tuple[str, ...] = tuple(f"C{i + 1}{j + 1}" for i, j in zip(ORTHO_ROWS, ORTHO_COLS))
+ORTHO_NAMES: tuple[str, ...] = tuple(
+    f"C{i + 1}{j + 1}" for i, j in zip(ORTHO_ROWS, ORTHO_COLS, strict=True)
+)
 
 
 def voigt_to_mandel(C: Array) -> Array:
@@ -82,7 +86,7 @@ def matrix_from_c21(c21: Array) -> Array:
 
 
 def orthotropic9_from_matrix(C: Array) -> Array:
-    """6x6 (..., 6, 6) -> the 9 orthotropic constants (..., 9) C11 C12 C13 C22 C23 C33 C44 C55 C66."""
+    """6x6 (..., 6, 6) -> 9 orthotropic constants (..., 9): C11 C12 C13 C22 C23 C33 C44 C55 C66."""
     return C[..., index(ORTHO_ROWS, C), index(ORTHO_COLS, C)]
 
 
