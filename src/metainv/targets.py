@@ -367,3 +367,54 @@ def _check_row_counts(name: str, row_lengths: list[int]) -> None:
 
 def _optional_string(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def read_target_table(
+    source: str | Path,
+    unit: str | None = None,
+    base_modulus: float | str | None = None,
+) -> np.ndarray | None:
+    """Many targets from a Parquet or CSV/text file of rows of 21 constants (spec order), or
+    ``None`` when ``source`` holds a single 6x6 target instead. Returns (T, 6, 6) normalized.
+
+    Parquet columns may be named ``C11 ... C66`` (the 21 upper-triangle names) or be the first
+    21 numeric columns. A physical unit needs ``base_modulus`` as for a single target.
+    """
+    from metainv.tensors import C21_NAMES
+
+    path = Path(source)
+    if not path.is_file():
+        return None
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        names = [n for n in C21_NAMES if n in table.column_names] or table.column_names[:21]
+        if len(names) != 21:
+            raise TargetError(f"{path.name}: expected 21 columns C11..C66, found {len(names)}")
+        values = np.stack([table.column(n).to_numpy().astype(float) for n in names], axis=-1)
+    else:
+        rows = [
+            line.split("#")[0].strip()
+            for line in path.read_text().splitlines()
+            if line.split("#")[0].strip()
+        ]
+        try:
+            parsed = [[float(v) for v in _TEXT_SEPARATORS.split(row) if v] for row in rows]
+        except ValueError:
+            return None  # a header or non-numeric content: not a batch table
+        if not parsed or any(len(row) != 21 for row in parsed):
+            return None
+        values = np.asarray(parsed)
+    effective_unit = canonical_unit(unit or NORMALIZED)
+    if effective_unit != NORMALIZED:
+        if base_modulus is None:
+            raise TargetError(
+                f"the targets are in {effective_unit}: pass --base-modulus (e.g. 114GPa)"
+            )
+        values = (
+            values
+            * PASCALS_PER_UNIT[effective_unit]
+            / modulus_in_pascal(base_modulus, default_unit=effective_unit)
+        )
+    return matrix_from_c21(values)

@@ -17,9 +17,13 @@ import json
 import logging
 import os
 import platform
+import secrets
+import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from metainv.errors import MetainvError
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "dataset.json"
+LOCK_NAME = ".dataset.lock"
 SHARD_PATTERN = "shard-{index:05d}.parquet"
 
 #: family -> "module:function" computing one shard's columns: f(rows, rng, params) -> columns.
@@ -125,31 +130,40 @@ def generation_parameters(family: str) -> dict[str, Any]:
     return _resolve(PARAMETER_FUNCTIONS[family])()
 
 
-def _limit_threads() -> None:
-    """One BLAS/torch thread per worker process: workers, not threads, use the cores."""
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run BLAS/LAPACK and torch on one thread, restoring the previous settings after.
+
+    Multi-threaded BLAS reductions round differently with the number of threads, so without this
+    a shard computed in this process, in a spawned worker or on a dask worker (which limit their
+    threads differently) would differ in the last bits. Workers, not threads, use the cores.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:
-        pass
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(previous)
 
 
-def run_shard(task: ShardTask, limit_threads: bool = True) -> ShardRecord:
-    """Compute one shard and write it atomically. Safe to run in any process or machine
-    that sees ``task.folder``."""
-    if limit_threads:
-        _limit_threads()
+def _single_threaded_environment() -> None:
+    """Worker initializer: one BLAS thread from the start (see :func:`single_threaded`)."""
+    for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ[variable] = "1"
+
+
+def run_shard(task: ShardTask) -> ShardRecord:
+    """Compute one shard (single-threaded, see :func:`single_threaded`) and write it atomically.
+    Safe to run in any process or machine that sees ``task.folder``."""
     start = time.perf_counter()
-    columns = _resolve(SHARD_FUNCTIONS[task.family])(
-        task.rows, shard_rng(task.seed, task.index), task.params
-    )
+    with single_threaded():
+        columns = _resolve(SHARD_FUNCTIONS[task.family])(
+            task.rows, shard_rng(task.seed, task.index), task.params
+        )
     table = pa.table(columns)
     metadata = {
         b"metainv.family": task.family.encode(),
@@ -159,7 +173,7 @@ def run_shard(task: ShardTask, limit_threads: bool = True) -> ShardRecord:
     }
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     path = Path(task.folder) / task.file_name
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     pq.write_table(table, temporary, compression="zstd")
     _fsync(temporary)
     os.replace(temporary, path)
@@ -262,9 +276,19 @@ def verified_records(folder: Path, manifest: Mapping[str, Any]) -> dict[int, dic
     return kept
 
 
-def _report_unknown_files(folder: Path, known: set[str]) -> None:
+def _report_unknown_files(folder: Path, known: set[str], pending: set[str]) -> None:
+    """Warn about Parquet files the manifest does not record (they are never read) and remove
+    temporary files of interrupted writes. ``pending``: names of shards still to be made."""
     for path in sorted(Path(folder).glob("*.parquet")):
-        if path.name not in known:
+        if path.name in known:
+            continue
+        if path.name in pending:
+            logger.warning(
+                "%s is not recorded in %s (written after an interruption?); regenerating it",
+                path.name,
+                MANIFEST_NAME,
+            )
+        else:
             logger.warning(
                 "%s is not recorded in %s; it will not be used", path.name, MANIFEST_NAME
             )
@@ -275,54 +299,163 @@ def _report_unknown_files(folder: Path, known: set[str]) -> None:
 # ------------------------------------------------------------------------------- backends
 
 
+def _init_worker() -> None:
+    """Initializer of local worker processes.
+
+    Ctrl-C reaches the whole process group, but only the parent decides what to do with it (it
+    stops the workers), so workers ignore SIGINT. A worker whose parent dies (even by SIGKILL)
+    exits at once instead of finishing its queue as an orphan.
+    """
+    import multiprocessing
+    import multiprocessing.connection
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+
+        def exit_with_parent() -> None:
+            multiprocessing.connection.wait([parent.sentinel])
+            os._exit(1)
+
+        threading.Thread(target=exit_with_parent, daemon=True).start()
+
+
+def _terminate_workers(executor: Any) -> None:
+    """Stop the processes of a ProcessPoolExecutor now, running shards included."""
+    terminate = getattr(executor, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()
+
+
 def _run_local(
     tasks: list[ShardTask], workers: int, scheduler: str | None
-) -> Iterator[ShardRecord]:
+) -> Generator[ShardRecord, None, None]:
+    """Shards in this process (``workers == 1``) or in a pool of spawned processes."""
     if workers <= 1:
         for task in tasks:
-            yield run_shard(task, limit_threads=False)
+            yield run_shard(task)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    executor = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker
+    )
+    finished = False
     try:
         futures = [executor.submit(run_shard, task) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
+        finished = True
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        if not finished:  # interrupted, failed, or the consumer stopped early: stop running
+            _terminate_workers(executor)  # shards now (before shutdown forgets the processes)
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(tasks: list[ShardTask], workers: int, scheduler: str | None) -> Iterator[ShardRecord]:
+def _run_dask(
+    tasks: list[ShardTask], workers: int, scheduler: str | None
+) -> Generator[ShardRecord, None, None]:
+    """Shards on a dask.distributed cluster: ``scheduler`` (an address) or a LocalCluster of
+    ``workers`` single-threaded worker processes, closed when done or interrupted."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise MetainvError(
             "--backend dask needs dask.distributed: pip install 'metainv[dask]'"
         ) from None
-    cluster = None
+    cluster, worker_pids = None, []
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="30s")
+        except OSError as error:
+            raise MetainvError(f"cannot reach dask scheduler {scheduler}: {error}") from None
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+        with _children_ignore_sigint():
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         client = Client(cluster)
+        worker_pids = list(client.run(os.getpid).values())
+    futures = []
+    finished = False
     try:
         futures = [client.submit(run_shard, task, pure=False) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
+        finished = True
     finally:
+        # Pending shards are cancelled. Running ones are stopped by killing the local workers;
+        # on an external cluster they run to the end and write a file that the next run
+        # reports as unrecorded and regenerates.
+        client.cancel(futures)
+        if not finished:
+            _kill(worker_pids)
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-#: backend name -> function(tasks, workers, scheduler) yielding records as shards finish.
-BACKENDS: dict[str, Callable[[list[ShardTask], int, str | None], Iterator[ShardRecord]]] = {
+@contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside inherit SIGINT ignored, so that Ctrl-C (sent to the whole
+    process group) reaches only this process, which then stops them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _kill(pids: list[int]) -> None:
+    """Stop worker processes that this process started, by their ids."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:  # already gone
+            pass
+
+
+#: Runs shards and yields their records as they finish; closing it stops the workers.
+Backend = Callable[[list[ShardTask], int, str | None], Generator[ShardRecord, None, None]]
+
+#: backend name -> function(tasks, workers, scheduler).
+BACKENDS: dict[str, Backend] = {
     "local": _run_local,
     "dask": _run_dask,
 }
+
+
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``folder`` (released by the kernel even on SIGKILL)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    with open(folder / LOCK_NAME, "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DatasetError(
+                f"{folder} is being written by another metainv process; wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def generate_dataset(
@@ -332,25 +465,45 @@ def generate_dataset(
     backend: str = "local",
     scheduler: str | None = None,
     on_shard: Callable[[ShardRecord], None] | None = None,
+    on_start: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Generate (or resume) the data set ``spec`` in ``folder``; returns the final manifest.
 
-    ``on_shard`` is called after each finished shard (progress reporting). Interrupting (e.g.
-    KeyboardInterrupt) leaves every recorded shard valid; calling again resumes.
+    ``on_start`` is called once with the manifest of the verified shards kept from an earlier
+    run, ``on_shard`` after each newly finished shard (progress reporting). Interrupting (e.g.
+    KeyboardInterrupt) stops the workers and leaves the manifest listing exactly the finished,
+    verified shards; calling again with the same arguments resumes.
     """
     if backend not in BACKENDS:
         raise MetainvError(f"unknown backend {backend!r}; expected one of {sorted(BACKENDS)}")
     if workers < 1:
         raise MetainvError(f"--workers must be >= 1, got {workers}")
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # workers (other processes, other machines) need it whole
     folder.mkdir(parents=True, exist_ok=True)
+    with _exclusive(folder):
+        return _generate_locked(spec, folder, workers, backend, scheduler, on_shard, on_start)
+
+
+def _generate_locked(
+    spec: GenerationSpec,
+    folder: Path,
+    workers: int,
+    backend: str,
+    scheduler: str | None,
+    on_shard: Callable[[ShardRecord], None] | None,
+    on_start: Callable[[Mapping[str, Any]], None] | None,
+) -> dict[str, Any]:
     header = _manifest_header(spec)
     existing = read_manifest(folder)
     if existing is not None:
         _check_compatible(existing, header, folder)
     records = verified_records(folder, existing) if existing else {}
     tasks = shard_tasks(spec, folder)
-    _report_unknown_files(folder, {records[i]["file"] for i in records})
+    _report_unknown_files(
+        folder,
+        {records[i]["file"] for i in records},
+        {task.file_name for task in tasks if task.index not in records},
+    )
     manifest = {
         **header,
         "code_version": code_version(),
@@ -358,24 +511,28 @@ def generate_dataset(
         "created": (existing or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
         "n_shards": len(tasks),
         "shards": [records[i] for i in sorted(records)],
-        "complete": False,
+        "complete": len(records) == len(tasks),
     }
     write_manifest(folder, manifest)
+    if on_start is not None:
+        on_start(manifest)
     pending = [task for task in tasks if task.index not in records]
-    for record in BACKENDS[backend](pending, workers, scheduler):
-        records[record.index] = asdict(record)
-        manifest["shards"] = [records[i] for i in sorted(records)]
-        manifest["complete"] = len(records) == len(tasks)
-        write_manifest(folder, manifest)
-        if on_shard is not None:
-            on_shard(record)
-    manifest["complete"] = len(records) == len(tasks)
-    write_manifest(folder, manifest)
+    if not pending:
+        return manifest
+    finished = BACKENDS[backend](pending, min(workers, len(pending)), scheduler)
+    with closing(finished):  # stops the workers now, also when the loop body is interrupted
+        for record in finished:
+            records[record.index] = asdict(record)
+            manifest["shards"] = [records[i] for i in sorted(records)]
+            manifest["complete"] = len(records) == len(tasks)
+            write_manifest(folder, manifest)
+            if on_shard is not None:
+                on_shard(record)
     return manifest
 
 
-def read_dataset(folder: str | Path, verify: bool = True) -> pa.Table:
-    """All rows of a complete data set, shards in index order (checksums verified)."""
+def complete_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a complete data set in ``folder``; a clear error otherwise."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None:
@@ -385,10 +542,44 @@ def read_dataset(folder: str | Path, verify: bool = True) -> pa.Table:
             f"{folder} is incomplete ({len(manifest.get('shards', []))} of "
             f"{manifest.get('n_shards')} shards); re-run the generate command to finish it"
         )
-    tables = []
-    for record in manifest["shards"]:
-        path = folder / record["file"]
-        if verify and file_sha256(path) != record["sha256"]:
-            raise DatasetError(f"shard {record['file']} is corrupt (checksum mismatch)")
-        tables.append(pq.read_table(path))
+    return manifest
+
+
+def read_shard(
+    folder: str | Path,
+    record: Mapping[str, Any],
+    columns: list[str] | None = None,
+    verify: bool = True,
+) -> pa.Table:
+    """The table of one recorded shard (``record`` from the manifest), checksum verified."""
+    path = Path(folder) / record["file"]
+    if verify and file_sha256(path) != record["sha256"]:
+        raise DatasetError(f"shard {record['file']} is corrupt (checksum mismatch)")
+    return pq.read_table(path, columns=columns)
+
+
+def iter_shards(
+    folder: str | Path,
+    columns: list[str] | None = None,
+    verify: bool = True,
+    order: Iterable[int] | None = None,
+) -> Iterator[tuple[int, pa.Table]]:
+    """``(first_row, table)`` per shard of a complete data set, one shard in memory at a time.
+
+    ``first_row`` is the global index of the shard's first row; ``columns`` selects columns (all
+    when None); ``verify`` checks each shard's SHA-256 first; ``order`` lists shard indices in
+    the order wanted (default: index order, i.e. row order).
+    """
+    manifest = complete_manifest(folder)
+    records = sorted(manifest["shards"], key=lambda record: record["index"])
+    starts = np.concatenate([[0], np.cumsum([int(r["rows"]) for r in records])]).astype(int)
+    for k in range(len(records)) if order is None else order:
+        yield int(starts[k]), read_shard(folder, records[k], columns, verify)
+
+
+def read_dataset(
+    folder: str | Path, verify: bool = True, columns: list[str] | None = None
+) -> pa.Table:
+    """All rows of a complete data set, shards in index order (checksums verified)."""
+    tables = [table for _, table in iter_shards(folder, columns, verify)]
     return pa.concat_tables(tables)

@@ -1,0 +1,306 @@
+r"""Inverse design of truss lattices for a target stiffness, verified and refined by FE.
+
+1. draw ``samples`` candidates from the variational inverse model (straight-through
+   Gumbel-softmax at temperature ``tau``: large ``tau`` flattens the topology posterior and gives
+   diverse topologies, main text and SI Sec. 3.F);
+2. rank them by the forward model's NMSE and keep the ``top`` best *distinct* designs
+   (distinct topology, or the same topology with clearly different geometry);
+3. verify each by FE homogenization (:mod:`metainv.truss.homogenize`);
+4. refine (optional) each design's continuous parameters ``rho, U, V, R1, R2`` by gradient
+   descent on the FE NMSE itself, through the differentiable homogenizer; parameters stay in
+   range through sigmoids (``rho, U, V``) and the 6-D rotation representation (``R1, R2``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from metainv.errors import MetainvError
+from metainv.nn.artifacts import TrussModels
+from metainv.nn.decode import designs_from_outputs, forward_inputs
+from metainv.nn.models import design_stiffness
+from metainv.tensors import (
+    check_stiffness,
+    isotropic_stiffness,
+    nmse,
+    rotation_from_6d,
+    sixd_from_rotation,
+)
+from metainv.truss.design import RELATIVE_DENSITY_RANGE, STRETCH_RANGE, TrussDesign
+from metainv.truss.homogenize import BeamMaterial, homogenize, homogenize_lattice_torch
+from metainv.truss.lattice import canonical_topology, periodic_lattice, strut_diameter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DesignSettings:
+    """samples: candidates drawn; tau: Gumbel temperature; top: designs kept and verified;
+    refine: polish by FE gradients; refine_steps: Adam steps per design; seed: reproducibility."""
+
+    samples: int = 10_000
+    tau: float = 2.0
+    top: int = 5
+    refine: bool = True
+    refine_steps: int = 40
+    refine_learning_rate: float = 0.05
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One design with its forward-model and FE stiffness (6, 6) and NMSEs."""
+
+    design: TrussDesign
+    C_forward: np.ndarray
+    C_fe: np.ndarray
+    nmse_forward: float
+    nmse_fe: float
+    nmse_fe_before_refinement: float
+
+
+def check_target(target: np.ndarray, max_relative_density: float) -> None:
+    """Admissibility and reachability of a normalized target (raises with a clear message)."""
+    report = check_stiffness(target)
+    if not report.admissible:
+        raise MetainvError("target is not an admissible stiffness: " + "; ".join(report.failures))
+    bound = max_relative_density * isotropic_stiffness(1.0, 0.3)
+    ratio = float(np.max(np.linalg.eigvals(np.linalg.solve(bound, target)).real))
+    if ratio > 1.0:
+        raise MetainvError(
+            f"target is stiffer than any lattice of relative density <= {max_relative_density} "
+            f"can be (it exceeds the Voigt bound rho*C_solid by a factor {ratio:.2f}); the "
+            f"nearest achievable scale is the target divided by at least {ratio:.2f}, "
+            "e.g. a stiffer base material (--base-modulus) or a softer target"
+        )
+
+
+def draw_candidates(
+    models: TrussModels, target: np.ndarray, settings: DesignSettings
+) -> tuple[list[TrussDesign], np.ndarray, np.ndarray]:
+    """``samples`` inverse draws ranked by forward NMSE: designs, C_forward (N,6,6), NMSE (N,)."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    targets = torch.as_tensor(target, dtype=torch.float32).expand(settings.samples, 6, 6)
+    with torch.no_grad():
+        outputs = models.inverse(targets, settings.tau, generator=generator)
+        designs = designs_from_outputs(outputs)
+        inputs = forward_inputs(designs)
+        C_forward = models.forward(**inputs).double().numpy()
+    errors = nmse(target[None], C_forward)
+    order = np.argsort(errors)
+    return [designs[i] for i in order], C_forward[order], errors[order]
+
+
+def _geometry_vector(design: TrussDesign) -> np.ndarray:
+    rho = np.log(design.relative_density)
+    return np.concatenate([[rho], np.log(design.U), np.log(design.V), design.R2.ravel()])
+
+
+def distinct_designs(designs: list[TrussDesign], top: int, min_distance: float = 0.3) -> list[int]:
+    """Indices of the first ``top`` designs (in rank order) that differ in topology or clearly
+    in geometry (distance of log-density, log-stretches and R2 above ``min_distance``)."""
+    chosen: list[int] = []
+    for index, design in enumerate(designs):
+        topology = canonical_topology(design.topology)
+        vector = _geometry_vector(design)
+        duplicate = any(
+            canonical_topology(designs[c].topology) == topology
+            and np.linalg.norm(_geometry_vector(designs[c]) - vector) < min_distance
+            for c in chosen
+        )
+        if not duplicate:
+            chosen.append(index)
+        if len(chosen) == top:
+            break
+    return chosen
+
+
+def _logit(value: np.ndarray, bounds: tuple[float, float]) -> torch.Tensor:
+    low, high = bounds
+    unit = np.clip((np.asarray(value, dtype=float) - low) / (high - low), 1e-4, 1 - 1e-4)
+    return torch.tensor(np.log(unit / (1 - unit)), dtype=torch.float64)
+
+
+def _bounded(raw: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+    low, high = bounds
+    return low + (high - low) * torch.sigmoid(raw)
+
+
+def refine_design(
+    design: TrussDesign,
+    target: np.ndarray,
+    steps: int,
+    learning_rate: float,
+    material: BeamMaterial = BeamMaterial(),
+) -> tuple[TrussDesign, float]:
+    """Polish ``rho, U, V, R1, R2`` by Adam on the FE NMSE (exact FE gradients).
+
+    Returns the best design seen and its FE NMSE.
+    """
+    lattice = periodic_lattice(design.topology)
+    target_t = torch.as_tensor(target, dtype=torch.float64)
+    params = {
+        "rho": _logit(design.relative_density, RELATIVE_DENSITY_RANGE).reshape(1),
+        "U": _logit(design.U, STRETCH_RANGE),
+        "V": _logit(design.V, STRETCH_RANGE),
+        "R1": torch.as_tensor(sixd_from_rotation(design.R1), dtype=torch.float64),
+        "R2": torch.as_tensor(sixd_from_rotation(design.R2), dtype=torch.float64),
+    }
+    for value in params.values():
+        value.requires_grad_(True)
+    optimizer = torch.optim.Adam(params.values(), lr=learning_rate)
+
+    def evaluate() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        values = {
+            "rho": _bounded(params["rho"], RELATIVE_DENSITY_RANGE)[0],
+            "U": _bounded(params["U"], STRETCH_RANGE),
+            "V": _bounded(params["V"], STRETCH_RANGE),
+            "R1": rotation_from_6d(params["R1"]),
+            "R2": rotation_from_6d(params["R2"]),
+        }
+        F = values["R2"] @ torch.diag(values["V"]) @ values["R1"] @ torch.diag(values["U"])
+        diameter = strut_diameter(lattice, F, values["rho"])
+        C = homogenize_lattice_torch(lattice, F[None], diameter.reshape(1), material)[0]
+        loss = ((C - target_t) ** 2).sum() / (target_t**2).sum()
+        return loss, values
+
+    best_loss, best_values = float("inf"), None
+    for _ in range(steps + 1):
+        optimizer.zero_grad()
+        loss, values = evaluate()
+        if float(loss) < best_loss:
+            best_loss = float(loss)
+            best_values = {k: v.detach().numpy().copy() for k, v in values.items()}
+        loss.backward()
+        optimizer.step()
+    refined = TrussDesign(
+        topology=design.topology,
+        relative_density=float(np.clip(best_values["rho"], *RELATIVE_DENSITY_RANGE)),
+        U=np.clip(best_values["U"], *STRETCH_RANGE),
+        V=np.clip(best_values["V"], *STRETCH_RANGE),
+        R1=best_values["R1"],
+        R2=best_values["R2"],
+    )
+    return refined, best_loss
+
+
+def design_for_target(
+    models: TrussModels,
+    target: np.ndarray,
+    settings: DesignSettings = DesignSettings(),
+    on_step: Callable[[str], None] | None = None,
+) -> list[Candidate]:
+    """The full design job for one normalized target (6, 6): candidates sorted by FE NMSE."""
+    report = on_step or (lambda message: logger.info(message))
+    check_target(target, RELATIVE_DENSITY_RANGE[1])
+    start = time.perf_counter()
+    designs, C_forward, errors = draw_candidates(models, target, settings)
+    chosen = distinct_designs(designs, settings.top)
+    report(
+        f"drew {settings.samples} candidates in {time.perf_counter() - start:.1f} s; "
+        f"best forward NMSE {errors[0]:.4f}; {len(chosen)} distinct kept"
+    )
+    candidates = []
+    for rank, index in enumerate(chosen):
+        design = designs[index]
+        C_fe = homogenize(design).C
+        before = float(nmse(target, C_fe))
+        after = before
+        if settings.refine:
+            refined, after = refine_design(
+                design, target, settings.refine_steps, settings.refine_learning_rate
+            )
+            if after < before:
+                design = refined
+                C_fe = homogenize(design).C
+                after = float(nmse(target, C_fe))
+            else:
+                after = before
+        with torch.no_grad():
+            C_forward_design = models.forward(**forward_inputs([design]))[0].double().numpy()
+        candidates.append(
+            Candidate(
+                design=design,
+                C_forward=C_forward_design,
+                C_fe=C_fe,
+                nmse_forward=float(nmse(target, C_forward_design)),
+                nmse_fe=after,
+                nmse_fe_before_refinement=before,
+            )
+        )
+        report(f"candidate {rank + 1}: FE NMSE {before:.4f} -> {after:.4f}")
+    if not candidates:
+        raise MetainvError("the inverse model produced no candidate designs")
+    return sorted(candidates, key=lambda c: c.nmse_fe)
+
+
+def design_batch(
+    models: TrussModels, targets: np.ndarray, seed: int = 0, tau: float | None = None
+) -> tuple[list[TrussDesign], np.ndarray, np.ndarray]:
+    """Fast batch mode (one draw per target, no FE): designs, C_forward (T, 6, 6), NMSE (T,).
+
+    ``tau=None`` decodes deterministically (most probable topology); otherwise one Gumbel draw.
+    """
+    from metainv.nn.evaluate import inverse_decode, inverse_draw
+
+    with torch.no_grad():
+        stiffness = torch.as_tensor(targets, dtype=torch.float32)
+        outputs = (
+            inverse_decode(models.inverse, stiffness)
+            if tau is None
+            else inverse_draw(models.inverse, stiffness, tau, seed)
+        )
+        C_forward = design_stiffness(models.forward, outputs).double().numpy()
+    return designs_from_outputs(outputs), C_forward, nmse(np.asarray(targets), C_forward)
+
+
+def write_design_outputs(
+    target: np.ndarray,
+    candidates: list[Candidate],
+    folder,
+    cells: int = 2,
+    segments: int = 10,
+) -> dict:
+    """``designs.json`` plus, per candidate, an STL of a ``cells``^3 block and an
+    elastic-surface comparison PNG (target vs FE). Returns the JSON document."""
+    from pathlib import Path
+
+    from metainv.truss.design import design_to_dict
+    from metainv.truss.export import export_stl
+    from metainv.viz import plot_elastic_surface
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    document = {"target": np.asarray(target).tolist(), "candidates": []}
+    for rank, candidate in enumerate(candidates, start=1):
+        stem = f"candidate_{rank:02d}"
+        export_stl(candidate.design, folder / f"{stem}.stl", cells=(cells,) * 3, segments=segments)
+        plot_elastic_surface(
+            target,
+            folder / f"{stem}_surface.png",
+            compare=candidate.C_fe,
+            labels=("target", f"design {rank} (FE)"),
+            title=f"candidate {rank}: FE NMSE {candidate.nmse_fe:.4f}",
+        )
+        document["candidates"].append(
+            {
+                "design": design_to_dict(candidate.design),
+                "C_forward": candidate.C_forward.tolist(),
+                "C_fe": candidate.C_fe.tolist(),
+                "nmse_forward": candidate.nmse_forward,
+                "nmse_fe": candidate.nmse_fe,
+                "nmse_fe_before_refinement": candidate.nmse_fe_before_refinement,
+                "stl": f"{stem}.stl",
+                "surface_png": f"{stem}_surface.png",
+            }
+        )
+    import json
+
+    (folder / "designs.json").write_text(json.dumps(document, indent=2))
+    return document

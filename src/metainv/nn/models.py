@@ -1,0 +1,159 @@
+r"""The truss forward model F and inverse model G (main Fig. 2; SI Sec. 3).
+
+Forward (physics-guided, main Eq. 4): ``C = R2 . F2(R1 . F1(topology, rho, U), V)``, where
+``.`` is the exact Bond rotation. Two physics-guided choices of ours, measured in the notes:
+
+- both stages predict stiffness *per unit relative density*, ``C / rho``: stretch-dominated
+  lattices then have labels of order one at every density, bending-dominated ones small;
+- the first stage predicts all 21 constants of the unrotated stage-1 lattice, not only the 9
+  orthotropic ones, since compounds with cell 6 carry shear couplings (spec section 2).
+
+Inverse: ``G1(C)`` gives topology logits, sampled by straight-through Gumbel-softmax;
+``G2(C, topology)`` gives ``rho, U, V`` through sigmoids into their ranges (SI Eqs. 5, 10) and
+``R1, R2`` through the continuous 6-D representation (SI Eq. 6). The target enters as its shape
+``C / ||C||`` and its magnitude ``log ||C||`` (Frobenius norm over the 36 entries), which
+separates the density (magnitude) from topology, stretches and rotations (shape).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from metainv.nn.layers import (
+    TOPOLOGY_WIDTH,
+    BondRotation,
+    MinMaxScaler,
+    mlp,
+    straight_through_gumbel_softmax,
+)
+from metainv.tensors import c21_from_matrix, matrix_from_c21, rotation_from_6d
+from metainv.truss.design import RELATIVE_DENSITY_RANGE, STRETCH_RANGE
+
+
+def unit_interval(values: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+    """Min-max scale into [0, 1] with the design ranges (SI Eq. 2)."""
+    low, high = bounds
+    return (values - low) / (high - low)
+
+
+def from_unit_interval(values: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+    """Inverse of :func:`unit_interval` (SI Eq. 10)."""
+    low, high = bounds
+    return values * (high - low) + low
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    """Hidden-layer widths of the two forward stages (ours, sized for a 2-core CPU)."""
+
+    stage1_hidden: tuple[int, ...] = (256, 256, 256)
+    stage2_hidden: tuple[int, ...] = (512, 512, 512)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InverseConfig:
+    """Hidden-layer widths of G1 and G2."""
+
+    topology_hidden: tuple[int, ...] = (512, 512, 256)
+    geometry_hidden: tuple[int, ...] = (512, 512, 512, 256)
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ForwardModel(nn.Module):
+    """F: design -> stiffness (B, 6, 6) normalized by the base modulus.
+
+    Inputs: topology one-hot (B, 27), rho (B,), U (B, 3), V (B, 3), R1 (B, 3, 3), R2 (B, 3, 3).
+    """
+
+    def __init__(self, config: ForwardConfig = ForwardConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.f1 = mlp([TOPOLOGY_WIDTH + 1 + 3, *config.stage1_hidden, 21])
+        self.f2 = mlp([21 + 3, *config.stage2_hidden, 21])
+        self.stage1_label = MinMaxScaler(21)  # c21(C_stage1 / rho)
+        self.stage2_input = MinMaxScaler(21)  # c21(Bond(R1) C_stage1 / rho)
+        self.stage2_label = MinMaxScaler(21)  # c21(Bond(R2)^T C / rho)
+        self.rotate = BondRotation()
+
+    def stage1_features(self, onehot, rho, U) -> torch.Tensor:
+        rho01 = unit_interval(rho, RELATIVE_DENSITY_RANGE)[:, None]
+        return torch.cat([onehot, rho01, unit_interval(U, STRETCH_RANGE)], dim=-1)
+
+    def stage1_scaled(self, onehot, rho, U) -> torch.Tensor:
+        """F1 output in its label scaling (B, 21)."""
+        return self.f1(self.stage1_features(onehot, rho, U))
+
+    def stage2_scaled(self, rotated_stage1: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """F2 output in its label scaling (B, 21), from ``Bond(R1) C1 / rho`` (B, 6, 6)."""
+        features = self.stage2_input(c21_from_matrix(rotated_stage1))
+        return self.f2(torch.cat([features, unit_interval(V, STRETCH_RANGE)], dim=-1))
+
+    def forward(self, onehot, rho, U, V, R1, R2) -> torch.Tensor:
+        stage1 = matrix_from_c21(self.stage1_label.inverse(self.stage1_scaled(onehot, rho, U)))
+        rotated = self.rotate(stage1, R1)
+        stage2 = matrix_from_c21(self.stage2_label.inverse(self.stage2_scaled(rotated, V)))
+        return self.rotate(stage2 * rho[:, None, None], R2)
+
+
+def target_features(stiffness: torch.Tensor) -> torch.Tensor:
+    """(B, 6, 6) -> (B, 22): the 21 constants of ``C / ||C||_F`` and ``log ||C||_F``."""
+    norm = stiffness.flatten(1).norm(dim=-1)
+    return torch.cat([c21_from_matrix(stiffness / norm[:, None, None]), norm.log()[:, None]], -1)
+
+
+class InverseModel(nn.Module):
+    """G: target stiffness (B, 6, 6) -> design tensors (dict)."""
+
+    def __init__(self, config: InverseConfig = InverseConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.target_scaler = MinMaxScaler(22)
+        self.g1 = mlp([22, *config.topology_hidden, TOPOLOGY_WIDTH])
+        self.g2 = mlp([22 + TOPOLOGY_WIDTH, *config.geometry_hidden, 7 + 12])
+
+    def topology_logits(self, stiffness: torch.Tensor) -> torch.Tensor:
+        return self.g1(self.target_scaler(target_features(stiffness)))
+
+    def geometry(self, stiffness: torch.Tensor, onehot: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.target_scaler(target_features(stiffness))
+        raw = self.g2(torch.cat([features, onehot], dim=-1))
+        bounded = torch.sigmoid(raw[:, :7])  # SI Eq. 5
+        return {
+            "rho": from_unit_interval(bounded[:, 0], RELATIVE_DENSITY_RANGE),
+            "U": from_unit_interval(bounded[:, 1:4], STRETCH_RANGE),
+            "V": from_unit_interval(bounded[:, 4:7], STRETCH_RANGE),
+            "R1": rotation_from_6d(raw[:, 7:13]),
+            "R2": rotation_from_6d(raw[:, 13:19]),
+        }
+
+    def forward(
+        self,
+        stiffness: torch.Tensor,
+        tau: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        logits = self.topology_logits(stiffness)
+        onehot = straight_through_gumbel_softmax(logits, tau, generator=generator)
+        return {"onehot": onehot, "logits": logits, **self.geometry(stiffness, onehot)}
+
+
+def design_stiffness(forward_model: ForwardModel, design: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Forward-model stiffness of an inverse-model output (B, 6, 6)."""
+    return forward_model(
+        design["onehot"], design["rho"], design["U"], design["V"], design["R1"], design["R2"]
+    )
+
+
+def nmse_loss(target: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+    """Batch mean of the spec's NMSE (36 entries)."""
+    residual = (target - predicted).flatten(1).pow(2).sum(-1)
+    return (residual / target.flatten(1).pow(2).sum(-1)).mean()

@@ -1,0 +1,132 @@
+"""End-to-end jobs behind ``metainv train truss`` and ``metainv evaluate truss``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metainv.data.shards import MANIFEST_NAME, code_version, file_sha256, read_manifest
+from metainv.errors import MetainvError
+from metainv.nn.artifacts import load_models, save_models
+from metainv.nn.data import load_truss_tensors
+from metainv.nn.evaluate import (
+    EvaluationSettings,
+    evaluate_truss_models,
+    forward_predictions,
+    inverse_decode,
+    parity_plots,
+)
+from metainv.nn.models import design_stiffness
+from metainv.nn.train import EpochCallback, TrainConfig, train_truss_models
+
+logger = logging.getLogger(__name__)
+
+
+def load_train_config(path: Path | None) -> TrainConfig:
+    """Training options from a TOML file (keys as in :class:`TrainConfig`); defaults if None."""
+    if path is None:
+        return TrainConfig()
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise MetainvError(f"{path} is not valid TOML: {error}") from None
+    return TrainConfig.from_dict(data)
+
+
+def _data_record(folder: Path) -> dict[str, Any]:
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise MetainvError(f"{folder} is not a metainv data set (no {MANIFEST_NAME})")
+    return {
+        "folder": str(folder),
+        "manifest_sha256": file_sha256(folder / MANIFEST_NAME),
+        "rows": manifest["n_rows"],
+        "seed": manifest["seed"],
+        "code_version": manifest.get("code_version"),
+    }
+
+
+def train_job(
+    data_folder: Path,
+    out: Path,
+    config: TrainConfig,
+    device: str = "cpu",
+    on_epoch: EpochCallback | None = None,
+) -> dict[str, Any]:
+    """Train F1, F2, G on ``data_folder``; write the model folder ``out``; return metrics."""
+    if device != "cpu" and not torch.cuda.is_available():
+        raise MetainvError(f"--device {device} requested but no CUDA device is available")
+    data_record = _data_record(Path(data_folder))
+    start = time.perf_counter()
+    data = load_truss_tensors(data_folder)
+    models = train_truss_models(data, config, out / "checkpoints", on_epoch)
+    validation = data.subset(models.validation_index)
+    train_C = data.C[models.train_index].double().numpy()
+    metrics = evaluate_truss_models(
+        models.forward,
+        models.inverse,
+        validation,
+        EvaluationSettings(fe_samples=200, tau=config.tau, seed=config.seed),
+        lookup_stiffness=train_C,
+    )
+    metrics["split"] = "validation"
+    metrics["training_seconds"] = round(time.perf_counter() - start, 1)
+    metrics["epochs"] = {name: len(history) for name, history in models.histories.items()}
+    with torch.no_grad():
+        parity_plots(
+            validation.C.double().numpy(),
+            forward_predictions(models.forward, validation).double().numpy(),
+            out / "parity_forward.png",
+            "forward model vs FE (validation)",
+        )
+        parity_plots(
+            validation.C.double().numpy(),
+            design_stiffness(models.forward, inverse_decode(models.inverse, validation.C))
+            .double()
+            .numpy(),
+            out / "parity_inverse.png",
+            "inverse designs reconstructed by the forward model (validation)",
+        )
+    manifest = {
+        "family": "truss",
+        "data": data_record,
+        "seed": config.seed,
+        "code_version": code_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "parameters": sum(p.numel() for p in models.forward.parameters())
+        + sum(p.numel() for p in models.inverse.parameters()),
+        "metrics": metrics,
+    }
+    config_dict = {
+        "family": "truss",
+        "forward": config.forward.to_dict(),
+        "inverse": config.inverse.to_dict(),
+        "training": config.to_dict(),
+    }
+    save_models(out, models.forward, models.inverse, config_dict, manifest)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    (out / "history.json").write_text(json.dumps(models.histories, indent=2))
+    return metrics
+
+
+def evaluate_job(
+    model: Path | None,
+    data_folder: Path,
+    settings: EvaluationSettings,
+    lookup_folder: Path | None = None,
+) -> dict[str, Any]:
+    """Metrics of a model folder (default model if None) on a data set."""
+    models = load_models(model)
+    data = load_truss_tensors(data_folder)
+    lookup = load_truss_tensors(lookup_folder).C.double().numpy() if lookup_folder else None
+    metrics = evaluate_truss_models(models.forward, models.inverse, data, settings, lookup)
+    metrics["data"] = _data_record(Path(data_folder))
+    metrics["model"] = str(models.folder)
+    return metrics

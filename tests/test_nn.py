@@ -1,0 +1,154 @@
+"""Networks: differentiability, Bond layers, Gumbel-softmax, and a tiny end-to-end training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from metainv.nn.layers import (
+    BondRotation,
+    MinMaxScaler,
+    straight_through_gumbel_softmax,
+    topology_from_onehot,
+    topology_onehot,
+)
+from metainv.nn.models import ForwardConfig, ForwardModel, InverseConfig, InverseModel
+from metainv.tensors import random_rotations, rotate_stiffness, rotate_tensor4, tensor_to_voigt
+from metainv.tensors import voigt_to_tensor
+
+
+def random_inputs(batch: int, dtype=torch.float64, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    cells = torch.randint(1, 8, (batch, 3), generator=generator)
+    tessellations = torch.randint(1, 3, (batch, 3), generator=generator)
+    rng = np.random.default_rng(seed)
+    return {
+        "onehot": topology_onehot(cells, tessellations).to(dtype),
+        "rho": torch.rand(batch, generator=generator, dtype=dtype) * 0.098 + 0.002,
+        "U": torch.rand(batch, 3, generator=generator, dtype=dtype) * 1.5 + 0.5,
+        "V": torch.rand(batch, 3, generator=generator, dtype=dtype) * 1.5 + 0.5,
+        "R1": torch.as_tensor(random_rotations(batch, rng), dtype=dtype),
+        "R2": torch.as_tensor(random_rotations(batch, rng), dtype=dtype),
+    }
+
+
+def small_forward() -> ForwardModel:
+    torch.manual_seed(0)
+    return ForwardModel(ForwardConfig(stage1_hidden=(8,), stage2_hidden=(8,))).double()
+
+
+def test_forward_model_gradcheck_float64():
+    model = small_forward()
+    inputs = random_inputs(3)
+
+    def stiffness(rho, U, V, R1, R2):
+        return model(inputs["onehot"], rho, U, V, R1, R2)
+
+    arguments = tuple(inputs[k].clone().requires_grad_(True) for k in ("rho", "U", "V", "R1", "R2"))
+    assert torch.autograd.gradcheck(stiffness, arguments, eps=1e-6, atol=1e-7)
+
+
+def test_forward_model_output_is_symmetric_and_rotates_covariantly():
+    model = small_forward()
+    inputs = random_inputs(4)
+    C = model(**inputs)
+    torch.testing.assert_close(C, C.transpose(-1, -2))
+    extra = torch.as_tensor(random_rotations(4, np.random.default_rng(5)), dtype=torch.float64)
+    rotated = model(**{**inputs, "R2": extra @ inputs["R2"]})
+    torch.testing.assert_close(rotated, rotate_stiffness(C, extra), atol=1e-12, rtol=1e-10)
+
+
+def test_bond_layer_matches_tensor_rotation():
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((5, 6, 6))
+    C = A @ np.swapaxes(A, -1, -2)
+    R = random_rotations(5, rng)
+    layer = BondRotation()
+    expected = tensor_to_voigt(rotate_tensor4(voigt_to_tensor(C), R))
+    got = layer(torch.as_tensor(C), torch.as_tensor(R)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_straight_through_gumbel_is_one_hot_forward_with_gradients():
+    logits = torch.randn(16, 27, dtype=torch.float64, requires_grad=True)
+    sample = straight_through_gumbel_softmax(logits, tau=1.0)
+    for block in sample.split([7, 7, 7, 2, 2, 2], dim=-1):
+        assert torch.all(block.sum(-1) == 1)
+        assert set(block.detach().unique().tolist()) <= {0.0, 1.0}
+    weights = torch.randn(27, dtype=torch.float64)
+    (sample * weights).sum().backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
+def test_high_temperature_flattens_topology_samples():
+    logits = torch.zeros(4000, 27)
+    logits[:, 0] = 5.0  # strongly prefers cell 1 in block S1
+    cold = straight_through_gumbel_softmax(
+        logits, tau=0.5, generator=torch.Generator().manual_seed(0)
+    )
+    hot = straight_through_gumbel_softmax(
+        logits, tau=100.0, generator=torch.Generator().manual_seed(0)
+    )
+    # tempered posterior softmax(logits / tau): cold keeps the mode, hot is nearly uniform (1/7)
+    assert cold[:, 0].mean() > 0.95
+    assert 0.1 < hot[:, 0].mean() < 0.2
+
+
+def test_topology_onehot_round_trip():
+    cells = torch.tensor([[1, 7, 3], [2, 2, 6]])
+    tessellations = torch.tensor([[1, 2, 2], [2, 1, 1]])
+    back = topology_from_onehot(topology_onehot(cells, tessellations))
+    assert torch.equal(back[0], cells) and torch.equal(back[1], tessellations)
+
+
+def test_minmax_scaler_round_trip_and_range():
+    values = torch.randn(100, 4, dtype=torch.float64) * 3 + 1
+    scaler = MinMaxScaler(4).fit(values)
+    scaled = scaler(values)
+    assert scaled.min() >= -1 - 1e-12 and scaled.max() <= 1 + 1e-12
+    torch.testing.assert_close(scaler.inverse(scaled), values)
+
+
+def test_inverse_model_outputs_valid_designs():
+    torch.manual_seed(0)
+    model = InverseModel(InverseConfig(topology_hidden=(8,), geometry_hidden=(8,)))
+    targets = torch.eye(6).expand(5, 6, 6) * 0.01
+    outputs = model(targets, tau=1.0)
+    assert torch.all((outputs["rho"] >= 0.002) & (outputs["rho"] <= 0.1))
+    assert torch.all((outputs["U"] >= 0.5) & (outputs["U"] <= 2.0))
+    identity = outputs["R1"] @ outputs["R1"].transpose(-1, -2)
+    torch.testing.assert_close(identity, torch.eye(3).expand(5, 3, 3), atol=1e-5, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from metainv.data import GenerationSpec, generate_dataset, generation_parameters
+
+    folder = tmp_path_factory.mktemp("truss-data")
+    spec = GenerationSpec("truss", 300, 150, 3, generation_parameters("truss"))
+    generate_dataset(spec, folder, workers=1)
+    return folder
+
+
+def test_tiny_end_to_end_training_lowers_the_loss(tiny_dataset, tmp_path):
+    from metainv.nn.data import load_truss_tensors
+    from metainv.nn.train import TrainConfig, train_truss_models
+
+    config = TrainConfig(
+        batch_size=64,
+        forward_epochs=6,
+        inverse_epochs=3,
+        early_stopping_patience=50,
+        forward=ForwardConfig(stage1_hidden=(32, 32), stage2_hidden=(32, 32)),
+        inverse=InverseConfig(topology_hidden=(32,), geometry_hidden=(32,)),
+    )
+    trained = train_truss_models(load_truss_tensors(tiny_dataset), config, tmp_path)
+    for stage in ("F1", "F2"):
+        history = trained.histories[stage]
+        assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert len(trained.histories["G"]) == 3
+    # resuming a finished run is a no-op that returns the same weights
+    again = train_truss_models(load_truss_tensors(tiny_dataset), config, tmp_path)
+    for a, b in zip(trained.forward.parameters(), again.forward.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
