@@ -14,8 +14,13 @@ from metainv.nn.layers import (
     topology_onehot,
 )
 from metainv.nn.models import ForwardConfig, ForwardModel, InverseConfig, InverseModel
-from metainv.tensors import random_rotations, rotate_stiffness, rotate_tensor4, tensor_to_voigt
-from metainv.tensors import voigt_to_tensor
+from metainv.tensors import (
+    random_rotations,
+    rotate_stiffness,
+    rotate_tensor4,
+    tensor_to_voigt,
+    voigt_to_tensor,
+)
 
 
 def random_inputs(batch: int, dtype=torch.float64, seed: int = 0) -> dict[str, torch.Tensor]:

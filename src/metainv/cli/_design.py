@@ -93,7 +93,7 @@ def _batch_mode(models, targets, out, samples, verify, tau, seed, console, desig
     if samples != 1 or verify:
         raise fail("a file of many targets runs in batch mode: pass --samples 1 --no-verify")
     start = time.perf_counter()
-    designs, C_forward, errors = design_batch(models, targets, seed=seed)
+    designs, _, errors = design_batch(models, targets, seed=seed)
     elapsed = time.perf_counter() - start
     arrays = design_arrays(designs)
     columns = {

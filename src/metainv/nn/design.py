@@ -200,7 +200,7 @@ def design_for_target(
     report = on_step or (lambda message: logger.info(message))
     check_target(target, RELATIVE_DENSITY_RANGE[1])
     start = time.perf_counter()
-    designs, C_forward, errors = draw_candidates(models, target, settings)
+    designs, _, errors = draw_candidates(models, target, settings)
     chosen = distinct_designs(designs, settings.top)
     report(
         f"drew {settings.samples} candidates in {time.perf_counter() - start:.1f} s; "
