@@ -22,7 +22,13 @@ from rich.progress import (
 
 from metainv.cli._app import app
 from metainv.cli._errors import handle_errors
-from metainv.data import GenerationSpec, generate_dataset, generation_parameters, read_manifest
+from metainv.data import (
+    BACKENDS,
+    GenerationSpec,
+    generate_dataset,
+    generation_parameters,
+    read_manifest,
+)
 from metainv.data.shards import MANIFEST_NAME
 
 generate_app = typer.Typer(help="Generate labelled data sets (FE-homogenized designs).")
@@ -42,7 +48,7 @@ def generate_truss(
         1, "--workers", help="Worker processes (local pool, or LocalCluster size for dask)."
     ),
     shard_size: int = typer.Option(10_000, "--shard-size", help="Rows per shard."),
-    backend: str = typer.Option("local", "--backend", help="local | dask"),
+    backend: str = typer.Option("local", "--backend", help=" | ".join(BACKENDS)),
     scheduler: str = typer.Option(
         None, "--scheduler", help="Dask scheduler address (default: a LocalCluster)."
     ),

@@ -7,6 +7,13 @@ file, fsync, rename) and recorded in the manifest (itself replaced atomically) w
 and SHA-256; re-running the same command after an interruption keeps the recorded shards and
 redoes the rest. A recorded shard whose checksum does not match, or a shard file the manifest
 does not know, is reported by name and regenerated, never silently used.
+
+Shards are computed by a backend from :data:`BACKENDS`: ``local`` (this process, or a pool of
+spawned processes) or ``dask`` (a LocalCluster or an existing scheduler). Each shard is computed
+single-threaded (:func:`single_threaded`), so the rows are identical bit for bit whatever the
+backend or the number of workers. Interrupting (Ctrl-C, SIGTERM in the CLI) stops the workers;
+the manifest then lists exactly the finished shards. A lock file keeps two runs from writing to
+the same folder at once.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -360,48 +367,49 @@ def _run_local(
 def _run_dask(
     tasks: list[ShardTask], workers: int, scheduler: str | None
 ) -> Generator[ShardRecord, None, None]:
-    """Shards on a dask.distributed cluster: ``scheduler`` (an address) or a LocalCluster of
-    ``workers`` single-threaded worker processes, closed when done or interrupted."""
+    """Shards on a dask.distributed cluster: ``scheduler`` (an address; its workers must see the
+    data-set folder at the same path) or a LocalCluster of ``workers`` single-threaded worker
+    processes, closed when done or interrupted."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise MetainvError(
             "--backend dask needs dask.distributed: pip install 'metainv[dask]'"
         ) from None
-    cluster, worker_pids = None, []
-    if scheduler:
+    with ExitStack() as stack:
+        worker_pids: list[int] = []
+        if scheduler:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="30s"))
+            except OSError as error:
+                raise MetainvError(f"cannot reach dask scheduler {scheduler}: {error}") from None
+        else:
+            with _children_ignore_sigint():
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
+                )
+            client = stack.enter_context(Client(cluster))
+            worker_pids = list(client.run(os.getpid).values())
+        futures = []
+        finished = False
         try:
-            client = Client(scheduler, timeout="30s")
-        except OSError as error:
-            raise MetainvError(f"cannot reach dask scheduler {scheduler}: {error}") from None
-    else:
-        with _children_ignore_sigint():
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
-        client = Client(cluster)
-        worker_pids = list(client.run(os.getpid).values())
-    futures = []
-    finished = False
-    try:
-        futures = [client.submit(run_shard, task, pure=False) for task in tasks]
-        for future in as_completed(futures):
-            yield future.result()
-        finished = True
-    finally:
-        # Pending shards are cancelled. Running ones are stopped by killing the local workers;
-        # on an external cluster they run to the end and write a file that the next run
-        # reports as unrecorded and regenerates.
-        client.cancel(futures)
-        if not finished:
-            _kill(worker_pids)
-        client.close()
-        if cluster is not None:
-            cluster.close()
+            futures = [client.submit(run_shard, task, pure=False) for task in tasks]
+            for future in as_completed(futures):
+                yield future.result()
+            finished = True
+        finally:
+            # Pending shards are cancelled. Running ones are stopped by killing the local
+            # workers; on an external cluster they run to the end and write a file that the
+            # next run reports as unrecorded and regenerates.
+            client.cancel(futures)
+            if not finished:
+                _kill(worker_pids)
 
 
 @contextmanager
@@ -478,6 +486,8 @@ def generate_dataset(
         raise MetainvError(f"unknown backend {backend!r}; expected one of {sorted(BACKENDS)}")
     if workers < 1:
         raise MetainvError(f"--workers must be >= 1, got {workers}")
+    if scheduler and backend != "dask":
+        raise MetainvError("--scheduler is the address of a dask scheduler: use --backend dask")
     folder = Path(folder).resolve()  # workers (other processes, other machines) need it whole
     folder.mkdir(parents=True, exist_ok=True)
     with _exclusive(folder):
