@@ -15,19 +15,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import sys
 import time
-
-if __name__ == "__main__" and "--threads" not in sys.argv:
-    # one core: keep OpenBLAS/MKL to one thread before numpy loads them
-    for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        os.environ.setdefault(variable, "1")
 
 import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
+from threadpoolctl import threadpool_limits
 
 from metainv.truss.design import deformation_gradient, sample_designs
 from metainv.truss.homogenize import _plan_for, homogenize_lattice
@@ -43,6 +37,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (cores) to use")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)  # LAPACK (the Cholesky factorizations) on as many threads
     console = Console()
 
     designs = sample_designs(args.n, np.random.default_rng(args.seed))
