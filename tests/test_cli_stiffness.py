@@ -197,8 +197,13 @@ def test_surface_unknown_format(tmp_path: Path) -> None:
     assert_one_line_error(result, "unknown image format .xyz")
 
 
-def test_demo_writes_the_bone3_surface(tmp_path: Path) -> None:
-    result = invoke("demo", "--out", tmp_path / "demo")
+def test_demo_designs_for_bone3(tmp_path: Path) -> None:
+    """The demo (small settings) checks bone3, designs with the shipped model, writes files."""
+    result = invoke("demo", "--out", tmp_path / "demo", "--samples", "200", "--top", "1")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "demo" / "bone3_surface.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert (tmp_path / "demo" / "candidate_01_surface.png").read_bytes()[:8] == PNG_SIGNATURE
+    document = json.loads((tmp_path / "demo" / "designs.json").read_text())
+    assert len(document["candidates"]) == 1
+    assert document["candidates"][0]["nmse_fe"] < 0.1
     assert "admissible" in result.stdout

@@ -116,19 +116,23 @@ def test_final_rotation_acts_exactly_by_bond(seed):
     np.testing.assert_allclose(C, C_rotated_by_bond, atol=1e-8 * np.abs(C).max())
 
 
-def test_half_cell_reduction_is_exact_for_every_reducible_topology():
+def test_half_cell_reduction_is_exact():
+    """170 of the 560 topologies are 2x2x2 tessellations of a smaller cell; solving the smaller
+    cell gives the same stiffness (checked on a sample of 25, the smallest 20 and largest 5)."""
     F = np.diag([1.2, 0.8, 1.5]) @ random_rotations(1, np.random.default_rng(9))[0]
-    reducible = 0
+    reducible = []
     for topology in enumerate_topologies():
         lattice = periodic_lattice(topology)
         reduced, scale = primitive_half_cells(lattice)
-        if scale == 1:
-            continue
-        reducible += 1
-        assert reduced.n_nodes * scale**3 == lattice.n_nodes
+        if scale > 1:
+            assert reduced.n_nodes * scale**3 == lattice.n_nodes
+            assert reduced.n_struts * scale**3 == lattice.n_struts
+            reducible.append(lattice)
+    assert len(reducible) == 170
+    reducible.sort(key=lambda lattice: lattice.n_nodes)
+    for lattice in reducible[:20] + reducible[-5:]:
         C = homogenize_lattice(lattice, F, 0.03, reduce_cell=False)
         np.testing.assert_allclose(homogenize_lattice(lattice, F, 0.03), C, atol=1e-10 * C.max())
-    assert reducible == 170  # every all-t=2 compound (120) and those covering a t=1 part
 
 
 def shifted(lattice: PeriodicLattice, shift: np.ndarray) -> PeriodicLattice:

@@ -203,7 +203,11 @@ def test_non_object_json_is_rejected():
 
 
 def test_example_designs_load():
-    files = sorted(EXAMPLES.glob("*.json"))
+    files = [
+        path
+        for path in sorted(EXAMPLES.glob("*.json"))
+        if json.loads(path.read_text()).get("family") == "truss"
+    ]
     assert len(files) >= 3
     for path in files:
         assert isinstance(load_design(path), TrussDesign)

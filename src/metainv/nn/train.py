@@ -26,6 +26,7 @@ from metainv.nn.models import (
     InverseConfig,
     InverseModel,
     design_stiffness,
+    inverse_training_loss,
     nmse_loss,
     target_features,
 )
@@ -154,6 +155,10 @@ def run_stage(
         scheduler.load_state_dict(saved["scheduler"])
         best_weights = saved["best_weights"]
         state = StageState(**saved["state"])
+        # a finished stage continues when its epoch budget was raised since
+        state.done = state.done and not (
+            state.epoch < epochs and state.epochs_since_best < config.early_stopping_patience
+        )
         logger.info("%s: resumed at epoch %d", name, state.epoch)
     generator = torch.Generator().manual_seed(config.seed + 7919 * state.epoch)
     while not state.done and state.epoch < epochs:
@@ -298,7 +303,7 @@ def train_truss_models(
         if training:
             extra = torch.as_tensor(random_rotations(len(index), rotation_rng), dtype=target.dtype)
             target = rotate_stiffness(target, extra)
-        return nmse_loss(target, design_stiffness(forward, inverse(target, config.tau)))
+        return inverse_training_loss(target, design_stiffness(forward, inverse(target, config.tau)))
 
     validation_generator = torch.Generator().manual_seed(config.seed + 2)
 
