@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from metainv.data.loader import one_hot_topology
 from metainv.tensors import rotate_stiffness
 
 #: Sizes of the six categorical topology blocks: S1, S2, S3 (7 cells) and t1, t2, t3 (2).
@@ -103,11 +104,9 @@ def argmax_onehot(logits: torch.Tensor, blocks: Sequence[int] = TOPOLOGY_BLOCKS)
     return torch.cat(out, dim=-1)
 
 
-def topology_onehot(cells: torch.Tensor, tessellations: torch.Tensor) -> torch.Tensor:
-    """cells (B, 3) in 1..7 and tessellations (B, 3) in {1, 2} -> one-hot (B, 27)."""
-    parts = [torch.nn.functional.one_hot(cells[:, k].long() - 1, 7) for k in range(3)]
-    parts += [torch.nn.functional.one_hot(tessellations[:, k].long() - 1, 2) for k in range(3)]
-    return torch.cat(parts, dim=-1).to(torch.get_default_dtype())
+#: cells (B, 3) in 1..7 and tessellations (B, 3) in {1, 2} -> one-hot (B, 27); the data
+#: loader's definition, shared so that training and inference encode topologies identically.
+topology_onehot = one_hot_topology
 
 
 def topology_from_onehot(onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
