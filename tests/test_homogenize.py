@@ -99,10 +99,19 @@ def test_tessellation_and_repetition_do_not_change_stiffness(cell):
         np.testing.assert_allclose(C, C_bare, atol=1e-9 * scale)
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_final_rotation_acts_exactly_by_bond(seed):
-    rng = np.random.default_rng(100 + seed)
+@pytest.mark.parametrize("cell", range(1, 8))
+def test_final_rotation_acts_exactly_by_bond(cell):
+    """FE with R2 equals Bond(R2) applied to FE without R2, for a random compound of each cell."""
+    rng = np.random.default_rng(100 + cell)
     design = sample_designs(1, rng)[0]
+    design = TrussDesign(
+        topology=((cell, 1 + cell % 2), *design.topology[1:]),
+        relative_density=design.relative_density,
+        U=design.U,
+        V=design.V,
+        R1=design.R1,
+        R2=design.R2,
+    )
     unrotated = TrussDesign(
         topology=design.topology,
         relative_density=design.relative_density,

@@ -3,7 +3,16 @@
 Each sibling module registers its commands on :data:`metainv.cli._app.app` when imported.
 """
 
-from metainv.cli import _data, _demo, _design, _models, _stiffness, _truss  # noqa: F401
+from metainv.cli import (  # noqa: F401  (imports register commands)
+    _data,
+    _demo,
+    _design,
+    _models,
+    _spinodoid,
+    _stiffness,
+    _topopt,
+    _truss,
+)
 from metainv.cli._app import app, main
 
 __all__ = ["app", "main"]

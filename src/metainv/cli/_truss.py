@@ -1,8 +1,9 @@
 """``metainv homogenize`` and ``metainv export``: a design file in, a stiffness or a mesh out.
 
 Design files carry a ``family`` key; each family registers how to parse, homogenize and export
-its designs in :data:`FAMILIES` (only ``truss`` for now). Heavy modules (torch, manifold3d) are
-imported when a command runs, not when the CLI starts.
+its designs in :data:`FAMILIES` (``truss`` here; other families call :func:`register_family`
+from their own CLI module). Heavy modules (torch, manifold3d) are imported when a command runs,
+not when the CLI starts.
 """
 
 from __future__ import annotations
@@ -32,11 +33,16 @@ class Family:
         ``C`` (6x6 list in the unit of ``youngs_modulus``, i.e. C / E_b at the default 1.0),
         ``relative_density``, ``strut_diameter``, ``nodes``, ``struts``
     export: ``(design, path, cells, fmt, segments) -> None``
+    options: names of the extra options (``resolution``, ``size``) that ``homogenize`` and
+        ``export`` take as keyword arguments; they are passed only when given on the command
+        line, and giving one that a family does not take is an error. Summary keys that do not
+        apply to a family are omitted.
     """
 
     from_dict: Callable[[Mapping[str, Any]], Any]
-    homogenize: Callable[[Any, float, float], dict[str, Any]]
-    export: Callable[[Any, Path, tuple[int, int, int], str | None, int], None]
+    homogenize: Callable[..., dict[str, Any]]
+    export: Callable[..., None]
+    options: frozenset[str] = frozenset()
 
 
 def _truss_from_dict(data: Mapping[str, Any]) -> Any:
@@ -68,9 +74,24 @@ def _truss_export(
 
 
 #: Design family (the ``family`` key of a design file) -> its handlers.
-FAMILIES: Mapping[str, Family] = {
+FAMILIES: dict[str, Family] = {
     "truss": Family(from_dict=_truss_from_dict, homogenize=_truss_homogenize, export=_truss_export),
 }
+
+
+def register_family(name: str, family: Family) -> None:
+    """Make ``metainv homogenize`` and ``metainv export`` accept designs of family ``name``."""
+    FAMILIES[name] = family
+
+
+def _extra_options(family: Family, **given: Any) -> dict[str, Any]:
+    """The family-specific options that were given (not None); an error for one it lacks."""
+    extra = {key: value for key, value in given.items() if value is not None}
+    for key in extra:
+        if key not in family.options:
+            option = "--" + key.replace("_", "-")
+            raise DesignError(f"{option} does not apply to this design family")
+    return extra
 
 
 def load_any_design(path: Path) -> tuple[Family, Any]:
@@ -111,35 +132,50 @@ def homogenize_command(
         1.0, "--youngs-modulus", help="Base material E_b (C is given in its unit)."
     ),
     poisson_ratio: float = typer.Option(0.3, "--poisson-ratio", help="Base material nu_b."),
+    resolution: int | None = typer.Option(
+        None, "--resolution", help="Voxels per cell edge (spinodoid; default 64)."
+    ),
 ) -> None:
-    """Effective stiffness of a design by periodic beam homogenization."""
+    """Effective stiffness of a design (truss: periodic beam homogenization; spinodoid: voxel
+    finite elements with affine boundary conditions)."""
     family, design = load_any_design(design_file)
-    summary = family.homogenize(design, youngs_modulus, poisson_ratio)
+    extra = _extra_options(family, resolution=resolution)
+    summary = family.homogenize(design, youngs_modulus, poisson_ratio, **extra)
     if as_json:
         typer.echo(json.dumps(summary))
         return
     console = Console()
     console.print(_stiffness_table(summary))
-    console.print(f"relative density  {summary['relative_density']:.6g}")
-    console.print(f"strut diameter    {summary['strut_diameter']:.6g}")
-    console.print(f"nodes             {summary['nodes']}")
-    console.print(f"struts            {summary['struts']}")
+    for key, value in summary.items():
+        if key != "C":
+            shown = f"{value:.6g}" if isinstance(value, float) else f"{value}"
+            console.print(f"{key.replace('_', ' '):<18}{shown}")
 
 
 @app.command("export")
 @handle_errors
 def export_command(
     design_file: Path = typer.Argument(..., help="Design JSON file."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output file (.stl or .json)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output file (.stl, .json; spinodoid .stl, .png)."
+    ),
     cells: tuple[int, int, int] = typer.Option(
         (1, 1, 1), "--cells", help="Number of cells along a1, a2, a3."
     ),
     fmt: str | None = typer.Option(
-        None, "--format", help="stl or json (default: from the --out suffix)."
+        None, "--format", help="stl, json (truss) or png (spinodoid); default: --out suffix."
     ),
     segments: int = typer.Option(16, "--segments", help="Polygon sides per strut (STL)."),
+    size: float | None = typer.Option(
+        None, "--size", help="Edge of one cell in the output unit, e.g. mm (spinodoid; default 1)."
+    ),
+    resolution: int | None = typer.Option(
+        None, "--resolution", help="Samples per cell edge (spinodoid; default 64, PNG 40)."
+    ),
 ) -> None:
-    """Export a finite block of the lattice as a watertight STL mesh or a JSON graph."""
+    """Export a finite block of a design: truss as a watertight STL mesh or a JSON graph,
+    spinodoid as a watertight STL mesh (marching cubes) or a PNG preview."""
     family, design = load_any_design(design_file)
-    family.export(design, out, cells, fmt, segments)
+    extra = _extra_options(family, size=size, resolution=resolution)
+    family.export(design, out, cells, fmt, segments, **extra)
     typer.echo(f"wrote {out}")
