@@ -1,0 +1,105 @@
+"""Files of an optimization: density field (VTK, PNG slices), convergence history (CSV, PNG).
+
+Figures use matplotlib's Agg canvas without pyplot state (as :mod:`metainv.viz`).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import meshio
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from metainv.topopt.fem import HexGrid
+from metainv.topopt.optimize import IterationRecord
+
+logger = logging.getLogger(__name__)
+
+#: meshio's node order of a VTK hexahedron equals :data:`metainv.topopt.fem.HEX8_NODES`.
+VTK_CELL = "hexahedron"
+
+
+def density_grid(grid: HexGrid, density: np.ndarray) -> np.ndarray:
+    """Element array (nel,) -> (nx, ny, nz), index ``[i, j, k]`` = (x, y, z)."""
+    return np.asarray(density).reshape(grid.nz, grid.ny, grid.nx).transpose(2, 1, 0)
+
+
+def write_density_vtk(
+    grid: HexGrid, density: np.ndarray, path: Path, extra: dict[str, np.ndarray] | None = None
+) -> Path:
+    """Unstructured VTK (``.vtu``) of the hexahedral mesh with cell data ``density`` (nel,)."""
+    cell_data = {"density": [np.asarray(density, float)]}
+    for name, values in (extra or {}).items():
+        cell_data[name] = [np.asarray(values, float)]
+    mesh = meshio.Mesh(grid.node_coordinates, [(VTK_CELL, grid.element_nodes)], cell_data=cell_data)
+    path = Path(path)
+    meshio.write(path, mesh)
+    return path
+
+
+def plot_density_slices(grid: HexGrid, density: np.ndarray, path: Path, title: str = "") -> Path:
+    """PNG of x-y density slices at up to four z positions (front, quarter, middle, back)."""
+    field = density_grid(grid, density)
+    layers = sorted({0, grid.nz // 4, grid.nz // 2, grid.nz - 1})[:4]
+    slice_height = min(3.0, 5.5 * grid.ny / grid.nx)
+    figure = Figure(figsize=(7.0, 0.8 + len(layers) * (slice_height + 0.3)), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(layers), 1, squeeze=False)[:, 0]
+    image = None
+    for ax, layer in zip(axes, layers, strict=True):
+        image = ax.imshow(
+            field[:, :, layer].T,
+            origin="lower",
+            cmap="gray_r",
+            vmin=0.0,
+            vmax=1.0,
+            extent=(0, grid.nx, 0, grid.ny),
+            interpolation="nearest",
+        )
+        ax.set_ylabel(f"z = {layer + 0.5:g}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if image is not None:
+        figure.colorbar(image, ax=list(axes), label="relative density")
+    if title:
+        figure.suptitle(title)
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def write_history_csv(history: tuple[IterationRecord, ...], path: Path) -> Path:
+    """CSV with one row per iteration (the fields of :class:`IterationRecord`)."""
+    path = Path(path)
+    names = [field.name for field in fields(IterationRecord)]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        for record in history:
+            writer.writerow(asdict(record))
+    return path
+
+
+def plot_history(history: tuple[IterationRecord, ...], path: Path, title: str = "") -> Path:
+    """PNG of compliance (log scale), grey level and volume fraction against the iteration."""
+    iterations = [record.iteration for record in history]
+    figure = Figure(figsize=(6.0, 5.0))
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    top.semilogy(iterations, [record.compliance for record in history], color="tab:blue")
+    top.set_ylabel("compliance")
+    bottom.plot(iterations, [record.grey_level for record in history], label="grey level")
+    bottom.plot(iterations, [record.volume_fraction for record in history], label="volume fraction")
+    bottom.set_xlabel("iteration")
+    bottom.set_ylim(0.0, 1.0)
+    bottom.legend()
+    if title:
+        figure.suptitle(title)
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    return path
