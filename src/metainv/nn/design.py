@@ -41,14 +41,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DesignSettings:
-    """samples: candidates drawn; tau: Gumbel temperature; top: designs kept and verified;
+    """samples: candidates drawn; tau: Gumbel temperature; top: designs returned; pool: distinct
+    candidates verified (and refined) by FE, of which the ``top`` best by FE NMSE are returned;
     refine: polish by FE gradients; refine_steps: Adam steps per design; seed: reproducibility."""
 
     samples: int = 10_000
     tau: float = 2.0
     top: int = 5
+    pool: int = 20
     refine: bool = True
-    refine_steps: int = 40
+    refine_steps: int = 150
     refine_learning_rate: float = 0.05
     seed: int = 0
 
@@ -174,8 +176,8 @@ def refine_design(
     for _ in range(steps + 1):
         optimizer.zero_grad()
         loss, values = evaluate()
-        if float(loss) < best_loss:
-            best_loss = float(loss)
+        if loss.item() < best_loss:
+            best_loss = loss.item()
             best_values = {k: v.detach().numpy().copy() for k, v in values.items()}
         loss.backward()
         optimizer.step()
@@ -201,7 +203,7 @@ def design_for_target(
     check_target(target, RELATIVE_DENSITY_RANGE[1])
     start = time.perf_counter()
     designs, _, errors = draw_candidates(models, target, settings)
-    chosen = distinct_designs(designs, settings.top)
+    chosen = distinct_designs(designs, max(settings.pool, settings.top))
     report(
         f"drew {settings.samples} candidates in {time.perf_counter() - start:.1f} s; "
         f"best forward NMSE {errors[0]:.4f}; {len(chosen)} distinct kept"
@@ -234,10 +236,12 @@ def design_for_target(
                 nmse_fe_before_refinement=before,
             )
         )
-        report(f"candidate {rank + 1}: FE NMSE {before:.4f} -> {after:.4f}")
+        report(f"candidate {rank + 1}/{len(chosen)}: FE NMSE {before:.4f} -> {after:.4f}")
     if not candidates:
         raise MetainvError("the inverse model produced no candidate designs")
-    return sorted(candidates, key=lambda c: c.nmse_fe)
+    candidates.sort(key=lambda c: c.nmse_fe)
+    kept = distinct_designs([c.design for c in candidates], settings.top)
+    return [candidates[i] for i in kept]
 
 
 def design_batch(
