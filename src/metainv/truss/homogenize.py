@@ -314,7 +314,7 @@ def homogenize_lattice(
     """Fast, non-differentiable front end: same assembly, in-place LAPACK Cholesky per design.
 
     lattice_vectors: (3, 3) or (B, 3, 3); diameter: scalar or (B,). Returns (6, 6) or (B, 6, 6).
-    Batches are split so that the dense systems stay below about 256 MB. ``reduce_cell`` as in
+    Batches are split so that the dense systems stay below about 64 MB. ``reduce_cell`` as in
     :func:`homogenize_lattice_torch`.
     """
     F = np.asarray(lattice_vectors, dtype=np.float64)
@@ -324,7 +324,7 @@ def homogenize_lattice(
     )
     plan = _plan_for(lattice, reduce_cell)
     F = np.ascontiguousarray(F.reshape(-1, 3, 3)) / plan.cell_scale
-    chunk = batch_size or max(1, int(256e6 / (8 * plan.size * plan.size)))
+    chunk = batch_size or max(1, int(64e6 / (8 * plan.size * plan.size)))
     out = np.empty((F.shape[0], 6, 6))
     with torch.no_grad():
         for lo in range(0, F.shape[0], chunk):
