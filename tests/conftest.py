@@ -21,3 +21,20 @@ def truss_dataset(tmp_path_factory: pytest.TempPathFactory, truss_spec: Generati
     folder = tmp_path_factory.mktemp("truss-reference")
     generate_dataset(truss_spec, folder, workers=1)
     return folder
+
+
+@pytest.fixture(scope="session")
+def long_truss_spec() -> GenerationSpec:
+    """300 rows in 30 shards of 10, seed 11: long enough (seconds) that an interrupt sent after
+    the first recorded shard arrives before a fast machine finishes the run."""
+    return GenerationSpec("truss", 300, 10, 11, generation_parameters("truss"))
+
+
+@pytest.fixture(scope="session")
+def long_truss_dataset(
+    tmp_path_factory: pytest.TempPathFactory, long_truss_spec: GenerationSpec
+) -> Path:
+    """Uninterrupted single-process generation of ``long_truss_spec`` (read only)."""
+    folder = tmp_path_factory.mktemp("truss-long-reference")
+    generate_dataset(long_truss_spec, folder, workers=1)
+    return folder

@@ -113,30 +113,30 @@ def assert_consistent_partial(out: Path) -> dict:
 
 
 def test_sigkill_midway_then_rerun_gives_the_rows_of_an_uninterrupted_run(
-    tmp_path, truss_spec, truss_dataset
+    tmp_path, long_truss_spec, long_truss_dataset
 ):
     out = tmp_path / "killed"
-    process = start(cli_arguments(truss_spec, out, "--workers", "1"))
+    process = start(cli_arguments(long_truss_spec, out, "--workers", "1"))
     wait_for_first_shard(out, process)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL
     assert_consistent_partial(out)
 
-    manifest = generate_dataset(truss_spec, out)  # the same generation, re-run
+    manifest = generate_dataset(long_truss_spec, out)  # the same generation, re-run
     assert manifest["complete"]
-    assert read_dataset(out).equals(read_dataset(truss_dataset))
+    assert read_dataset(out).equals(read_dataset(long_truss_dataset))
 
 
 @pytest.mark.parametrize("backend", ["local", "dask"])
 def test_sigint_stops_workers_keeps_manifest_and_the_printed_resume_command_finishes_it(
-    tmp_path, truss_spec, truss_dataset, backend
+    tmp_path, long_truss_spec, long_truss_dataset, backend
 ):
     """Ctrl-C on a 2-worker run, then the command it prints. Every shard is computed by 2 worker
     processes of ``backend``, so the comparison with the single-process reference also shows that
     the rows do not depend on --workers (1 vs 2) or --backend (local vs dask)."""
     out = tmp_path / f"interrupted-{backend}"
-    process = start(cli_arguments(truss_spec, out, "--workers", "2", "--backend", backend))
+    process = start(cli_arguments(long_truss_spec, out, "--workers", "2", "--backend", backend))
     wait_for_first_shard(out, process)
     os.killpg(process.pid, signal.SIGINT)  # like Ctrl-C in a terminal: the whole group
     _, stderr = process.communicate(timeout=60)
@@ -153,7 +153,7 @@ def test_sigint_stops_workers_keeps_manifest_and_the_printed_resume_command_fini
     resumed = CliRunner().invoke(app, command[1:])
     assert resumed.exit_code == 0, resumed.output
     assert "resuming:" in resumed.output
-    assert read_dataset(out).equals(read_dataset(truss_dataset))  # bit for bit
+    assert read_dataset(out).equals(read_dataset(long_truss_dataset))  # bit for bit
 
 
 # --------------------------------------------------------------------------------------------
