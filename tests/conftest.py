@@ -25,9 +25,9 @@ def truss_dataset(tmp_path_factory: pytest.TempPathFactory, truss_spec: Generati
 
 @pytest.fixture(scope="session")
 def long_truss_spec() -> GenerationSpec:
-    """300 rows in 30 shards of 10, seed 11: long enough (seconds) that an interrupt sent after
-    the first recorded shard arrives before a fast machine finishes the run."""
-    return GenerationSpec("truss", 300, 10, 11, generation_parameters("truss"))
+    """3000 rows in 30 shards of 100, seed 11: long enough (several seconds after the first
+    recorded shard) that an interrupt sent then arrives before a fast machine finishes the run."""
+    return GenerationSpec("truss", 3000, 100, 11, generation_parameters("truss"))
 
 
 @pytest.fixture(scope="session")
