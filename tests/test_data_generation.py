@@ -48,6 +48,13 @@ def cli_arguments(spec: GenerationSpec, out: Path, *extra: str) -> list[str]:
     ]
 
 
+def _default_sigint() -> None:
+    # An ignored SIGINT is inherited across exec, and something in this test process (dask's
+    # cluster machinery, when other tests ran first) can leave it ignored: give the child the
+    # disposition a terminal would, so that Python installs its KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(arguments: list[str]) -> subprocess.Popen:
     """``metainv ARGUMENTS`` in its own session (so a signal can go to its process group)."""
     return subprocess.Popen(
@@ -56,6 +63,7 @@ def start(arguments: list[str]) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_default_sigint,
     )
 
 
