@@ -157,3 +157,47 @@ def test_tiny_end_to_end_training_lowers_the_loss(tiny_dataset, tmp_path):
     again = train_truss_models(load_truss_tensors(tiny_dataset), config, tmp_path)
     for a, b in zip(trained.forward.parameters(), again.forward.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_second_stage_is_exactly_equivariant_under_axis_relabelling_and_reversal():
+    """F2 sorts V, so relabelling the axes (and reversing them: a symmetry of diag(V)) turns
+    its output like its input, whatever the weights."""
+    from metainv.nn.models import axis_reversal_signs, stretch_order
+    from metainv.tensors import c21_from_matrix
+
+    model = small_forward()
+    inputs = random_inputs(5)
+    rotated = rotate_stiffness(
+        torch.eye(6, dtype=torch.float64).expand(5, 6, 6) + 0.1, inputs["R1"]
+    )
+    V = inputs["V"]
+    base = model.stage2(rotated, V)
+    for permutation in ([1, 2, 0], [2, 1, 0]):
+        P = torch.eye(3, dtype=torch.float64)[permutation].expand(5, 3, 3)
+        turned = model.stage2(rotate_stiffness(rotated, P), (P @ V[..., None])[..., 0])
+        torch.testing.assert_close(turned, rotate_stiffness(base, P))
+    # the sorting permutation sorts, and the four reversal sign patterns are what S . C gives
+    order = stretch_order(V)
+    assert torch.all(torch.diff((order @ V[..., None])[..., 0], dim=-1) >= 0)
+    S = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        c21_from_matrix(rotate_stiffness(rotated, S)),
+        c21_from_matrix(rotated) * axis_reversal_signs(torch.float64)[1],
+    )
+
+
+def test_inverse_model_in_material_frame_is_rotation_equivariant():
+    """With the canonical frame, G(R . C) is G(C) with R2 turned by R: same stiffness turned."""
+    torch.manual_seed(0)
+    forward = small_forward()
+    inverse = InverseModel(InverseConfig(topology_hidden=(8,), geometry_hidden=(8,))).double()
+    inputs = random_inputs(6)
+    target = forward(**inputs).detach()
+    R = torch.as_tensor(random_rotations(6, np.random.default_rng(5)))
+    logits = inverse.topology_logits(target)
+    torch.testing.assert_close(inverse.topology_logits(rotate_stiffness(target, R)), logits)
+    onehot = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).double()
+    design = inverse.geometry(target, onehot)
+    turned = inverse.geometry(rotate_stiffness(target, R), onehot)
+    torch.testing.assert_close(turned["R2"], R @ design["R2"])
+    torch.testing.assert_close(turned["rho"], design["rho"])

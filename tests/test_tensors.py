@@ -313,3 +313,39 @@ def test_r2_score_known_case() -> None:
     assert r2_score(y_true[:, :1], y_true[:, :1])[0] == 1.0
     torch_r2 = r2_score(as_torch(y_true[:, :1]), as_torch(y_predicted[:, :1]))
     assert float(torch_r2[0]) == pytest.approx(0.5)
+
+
+# ----------------------------------------------------------------------------- material frames
+
+
+def _random_spd_stiffness(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(n, 6, 6))
+    return A @ np.swapaxes(A, -1, -2) + 6 * np.eye(6)
+
+
+def test_contracted_tensors_match_the_fourth_order_definitions():
+    from metainv.tensors import dilatational_tensor, voigt_contracted_tensor, voigt_to_tensor
+
+    C = _random_spd_stiffness(3, 1)
+    T = voigt_to_tensor(C)
+    np.testing.assert_allclose(dilatational_tensor(C), np.einsum("...ijkk->...ij", T), atol=1e-12)
+    np.testing.assert_allclose(
+        voigt_contracted_tensor(C), np.einsum("...ikjk->...ij", T), atol=1e-12
+    )
+
+
+def test_material_frame_is_rotation_equivariant_and_canonical_form_invariant():
+    from metainv.tensors import canonical_stiffness, material_frame, random_rotations
+
+    C = _random_spd_stiffness(20, 2)
+    R = random_rotations(20, np.random.default_rng(3))
+    Q = material_frame(C)
+    np.testing.assert_allclose(np.linalg.det(Q), 1.0, atol=1e-12)
+    np.testing.assert_allclose(material_frame(rotate_stiffness(C, R)), R @ Q, atol=1e-9)
+    _, canonical = canonical_stiffness(C)
+    _, canonical_rotated = canonical_stiffness(rotate_stiffness(C, R))
+    np.testing.assert_allclose(canonical_rotated, canonical, atol=1e-9)
+    # torch gives the same frame as numpy
+    torch_frame = material_frame(torch.as_tensor(C))
+    np.testing.assert_allclose(torch_frame.numpy(), Q, atol=1e-10)

@@ -80,8 +80,11 @@ def load_models(folder: str | Path | None = None) -> TrussModels:
     manifest_path = folder / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     tensors = load_file(str(folder / WEIGHTS))
-    forward = ForwardModel(ForwardConfig(**_tuples(config["forward"])))
-    inverse = InverseModel(InverseConfig(**_tuples(config["inverse"])))
+    # models saved before the symmetry options existed used neither
+    forward_options = {"canonical_stretch": False, **_tuples(config["forward"])}
+    inverse_options = {"canonical_frame": False, **_tuples(config["inverse"])}
+    forward = ForwardModel(ForwardConfig(**forward_options))
+    inverse = InverseModel(InverseConfig(**inverse_options))
     forward.load_state_dict(_prefixed(tensors, "forward."))
     inverse.load_state_dict(_prefixed(tensors, "inverse."))
     forward.eval()

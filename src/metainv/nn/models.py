@@ -6,7 +6,15 @@ Forward (physics-guided, main Eq. 4): ``C = R2 . F2(R1 . F1(topology, rho, U), V
 - both stages predict stiffness *per unit relative density*, ``C / rho``: stretch-dominated
   lattices then have labels of order one at every density, bending-dominated ones small;
 - the first stage predicts all 21 constants of the unrotated stage-1 lattice, not only the 9
-  orthotropic ones, since compounds with cell 6 carry shear couplings (spec section 2).
+  orthotropic ones, since compounds with cell 6 carry shear couplings (spec section 2);
+- F2 is equivariant under the symmetries of a stretch ``V = diag(V1, V2, V3)``: relabelling or
+  reversing the axes turns input and output alike. F2 sees its input in the frame that sorts
+  ``V`` ascending (exact, so permutations are never learned) and is trained on random axis
+  reversals (exact augmentation, :func:`axis_reversal_signs`).
+
+The inverse model likewise works in the target's material frame
+(:func:`metainv.tensors.canonical_stiffness`): G sees ``Q^T . C`` and its second rotation is
+composed as ``R2 = Q R2'``, so no network has to learn the target's orientation.
 
 Inverse: ``G1(C)`` gives topology logits, sampled by straight-through Gumbel-softmax;
 ``G2(C, topology)`` gives ``rho, U, V`` through sigmoids into their ranges (SI Eqs. 5, 10) and
@@ -29,7 +37,13 @@ from metainv.nn.layers import (
     mlp,
     straight_through_gumbel_softmax,
 )
-from metainv.tensors import c21_from_matrix, matrix_from_c21, rotation_from_6d
+from metainv.tensors import (
+    c21_from_matrix,
+    canonical_stiffness,
+    matrix_from_c21,
+    rotate_stiffness,
+    rotation_from_6d,
+)
 from metainv.truss.design import RELATIVE_DENSITY_RANGE, STRETCH_RANGE
 
 
@@ -51,6 +65,8 @@ class ForwardConfig:
 
     stage1_hidden: tuple[int, ...] = (256, 256, 256)
     stage2_hidden: tuple[int, ...] = (512, 512, 512)
+    #: F2 in the frame that sorts V ascending (False in models saved before this option).
+    canonical_stretch: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +78,8 @@ class InverseConfig:
 
     topology_hidden: tuple[int, ...] = (512, 512, 256)
     geometry_hidden: tuple[int, ...] = (512, 512, 512, 256)
+    #: G in the target's material frame (False in models saved before this option).
+    canonical_frame: bool = True
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -97,11 +115,38 @@ class ForwardModel(nn.Module):
         features = self.stage2_input(c21_from_matrix(rotated_stage1))
         return self.f2(torch.cat([features, unit_interval(V, STRETCH_RANGE)], dim=-1))
 
+    def stage2(self, rotated_stage1: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """F2 per unit density (B, 6, 6) from ``Bond(R1) C1 / rho`` (B, 6, 6) and V (B, 3)."""
+        if not self.config.canonical_stretch:
+            return matrix_from_c21(self.stage2_label.inverse(self.stage2_scaled(rotated_stage1, V)))
+        order = stretch_order(V)
+        canonical_input = self.rotate(rotated_stage1, order)
+        sorted_V = (order @ V[..., None])[..., 0]
+        scaled = self.stage2_scaled(canonical_input, sorted_V)
+        return self.rotate(matrix_from_c21(self.stage2_label.inverse(scaled)), order.mT)
+
     def forward(self, onehot, rho, U, V, R1, R2) -> torch.Tensor:
         stage1 = matrix_from_c21(self.stage1_label.inverse(self.stage1_scaled(onehot, rho, U)))
-        rotated = self.rotate(stage1, R1)
-        stage2 = matrix_from_c21(self.stage2_label.inverse(self.stage2_scaled(rotated, V)))
+        stage2 = self.stage2(self.rotate(stage1, R1), V)
         return self.rotate(stage2 * rho[:, None, None], R2)
+
+
+def stretch_order(V: torch.Tensor) -> torch.Tensor:
+    """Permutation matrices ``P`` (B, 3, 3) with ``P V`` ascending; ``P . C`` relabels axes."""
+    return torch.nn.functional.one_hot(torch.argsort(V, dim=-1), 3).to(V.dtype)
+
+
+def axis_reversal_signs(dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(4, 21) sign patterns of ``c21(S . C)`` for the axis reversals ``S = diag(+-1)``.
+
+    ``S`` and ``-S`` act alike on a stiffness, so four patterns cover all eight reversals; a
+    stretch ``diag(V)`` commutes with every ``S``, which makes them exact symmetries of F2.
+    """
+    reversals = torch.tensor(
+        [[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=torch.float64
+    ).diag_embed()
+    ones = torch.ones(4, 6, 6, dtype=torch.float64)
+    return c21_from_matrix(rotate_stiffness(ones, reversals)).round().to(dtype)
 
 
 def target_features(stiffness: torch.Tensor) -> torch.Tensor:
@@ -127,19 +172,30 @@ class InverseModel(nn.Module):
             last.bias.zero_()
             last.bias[7:19] = torch.tensor([1.0, 0, 0, 0, 1.0, 0] * 2)
 
+    def frame_and_features(
+        self, stiffness: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The target's material frame ``Q`` (B, 3, 3) or None, and its unscaled features
+        (B, 22) in that frame (:func:`target_features` of ``Q^T . C``)."""
+        if not self.config.canonical_frame:
+            return None, target_features(stiffness)
+        frame, canonical = canonical_stiffness(stiffness)
+        return frame, target_features(canonical)
+
     def topology_logits(self, stiffness: torch.Tensor) -> torch.Tensor:
-        return self.g1(self.target_scaler(target_features(stiffness)))
+        return self.g1(self.target_scaler(self.frame_and_features(stiffness)[1]))
 
     def geometry(self, stiffness: torch.Tensor, onehot: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.target_scaler(target_features(stiffness))
-        raw = self.g2(torch.cat([features, onehot], dim=-1))
+        frame, features = self.frame_and_features(stiffness)
+        raw = self.g2(torch.cat([self.target_scaler(features), onehot], dim=-1))
         bounded = torch.sigmoid(raw[:, :7])  # SI Eq. 5
+        R2 = rotation_from_6d(raw[:, 13:19])
         return {
             "rho": from_unit_interval(bounded[:, 0], RELATIVE_DENSITY_RANGE),
             "U": from_unit_interval(bounded[:, 1:4], STRETCH_RANGE),
             "V": from_unit_interval(bounded[:, 4:7], STRETCH_RANGE),
             "R1": rotation_from_6d(raw[:, 7:13]),
-            "R2": rotation_from_6d(raw[:, 13:19]),
+            "R2": R2 if frame is None else frame.to(R2.dtype) @ R2,
         }
 
     def forward(

@@ -25,12 +25,15 @@ from metainv.nn.models import (
     ForwardModel,
     InverseConfig,
     InverseModel,
+    axis_reversal_signs,
     design_stiffness,
     inverse_training_loss,
     nmse_loss,
-    target_features,
+    stretch_order,
+    unit_interval,
 )
-from metainv.tensors import c21_from_matrix, random_rotations, rotate_stiffness
+from metainv.tensors import c21_from_matrix, matrix_from_c21, random_rotations, rotate_stiffness
+from metainv.truss.design import STRETCH_RANGE
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +64,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
-        forward = ForwardConfig(**{k: tuple(v) for k, v in data.pop("forward", {}).items()})
+        forward_data = data.pop("forward", {})
+        forward = ForwardConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in forward_data.items()}
+        )
         inverse_data = data.pop("inverse", {})
         inverse = InverseConfig(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in inverse_data.items()}
@@ -93,16 +99,37 @@ def stage2_label(data: TrussTensors) -> torch.Tensor:
     return c21_from_matrix(unrotated / data.rho[:, None, None])
 
 
+def stage2_pairs(forward: ForwardModel, data: TrussTensors):
+    """F2's unscaled inputs c21 (N, 21), stretches V (N, 3) and labels c21 (N, 21), in the
+    frame that sorts V when the model works in it (:meth:`ForwardModel.stage2`)."""
+    inputs, V = stage2_input(data), data.V
+    labels = matrix_from_c21(stage2_label(data))
+    if forward.config.canonical_stretch:
+        order = stretch_order(V)
+        inputs, labels = rotate_stiffness(inputs, order), rotate_stiffness(labels, order)
+        V = (order @ V[..., None])[..., 0]
+    return c21_from_matrix(inputs), V, c21_from_matrix(labels)
+
+
+def _with_reversals(values: torch.Tensor, forward: ForwardModel) -> torch.Tensor:
+    """``values`` (N, 21) and, when F2 is trained on axis reversals, their 3 reversed copies."""
+    if not forward.config.canonical_stretch:
+        return values
+    return (values[None] * axis_reversal_signs(values.dtype)[:, None]).flatten(0, 1)
+
+
 def fit_scalers(forward: ForwardModel, inverse: InverseModel, train: TrussTensors) -> None:
     """Min-max scalers from the training split only (SI Eq. 3)."""
     forward.stage1_label.fit(stage1_label(train))
-    forward.stage2_input.fit(c21_from_matrix(stage2_input(train)))
-    forward.stage2_label.fit(stage2_label(train))
+    inputs, _, labels = stage2_pairs(forward, train)
+    forward.stage2_input.fit(_with_reversals(inputs, forward))
+    forward.stage2_label.fit(_with_reversals(labels, forward))
     rng = np.random.default_rng(0)
     augmented = rotate_stiffness(
         train.C, torch.as_tensor(random_rotations(len(train), rng), dtype=train.C.dtype)
     )
-    inverse.target_scaler.fit(torch.cat([target_features(train.C), target_features(augmented)]))
+    features = [inverse.frame_and_features(C)[1] for C in (train.C, augmented)]
+    inverse.target_scaler.fit(torch.cat(features))
 
 
 # ----------------------------------------------------------------------------- loop
@@ -268,22 +295,30 @@ def train_truss_models(
         on_epoch,
     ).history
 
-    # F2: (Bond(R1) C1 / rho, V) -> Bond(R2^T) C / rho, trained on the FE stage-1 stiffness.
-    def stage2_batch(part: TrussTensors, inputs: torch.Tensor, index=slice(None)):
-        features = forward.stage2_input(c21_from_matrix(inputs[index])).float()
-        from metainv.nn.models import unit_interval
-        from metainv.truss.design import STRETCH_RANGE
+    # F2: (Bond(R1) C1 / rho, V) -> Bond(R2^T) C / rho, trained on the FE stage-1 stiffness,
+    # in the frame that sorts V and on random axis reversals (exact symmetries, models.py).
+    inputs2, V2, labels2 = stage2_pairs(forward, train)
+    inputs2_val, V2_val, labels2_val = stage2_pairs(forward, validation)
+    stretch2 = unit_interval(V2, STRETCH_RANGE).float()
+    x2_val = torch.cat(
+        [forward.stage2_input(inputs2_val).float(), unit_interval(V2_val, STRETCH_RANGE)], -1
+    ).float()
+    y2_val = forward.stage2_label(labels2_val).float()
+    reversals = axis_reversal_signs(inputs2.dtype)
+    reversal_generator = torch.Generator().manual_seed(config.seed + 3)
 
-        return torch.cat([features, unit_interval(part.V[index], STRETCH_RANGE)], dim=-1)
+    def stage2_loss(index: torch.Tensor, training: bool) -> torch.Tensor:
+        inputs, labels = inputs2[index], labels2[index]
+        if training and forward.config.canonical_stretch:
+            signs = reversals[torch.randint(4, (len(index),), generator=reversal_generator)]
+            inputs, labels = inputs * signs, labels * signs
+        features = torch.cat([forward.stage2_input(inputs).float(), stretch2[index]], -1)
+        return mse(forward.f2(features), forward.stage2_label(labels).float())
 
-    inputs2, inputs2_val = stage2_input(train), stage2_input(validation)
-    x2, x2_val = stage2_batch(train, inputs2), stage2_batch(validation, inputs2_val)
-    y2 = forward.stage2_label(stage2_label(train)).float()
-    y2_val = forward.stage2_label(stage2_label(validation)).float()
     histories["F2"] = run_stage(
         "F2",
         forward.f2,
-        lambda index, _: mse(forward.f2(x2[index]), y2[index]),
+        stage2_loss,
         len(train),
         lambda: float(mse(forward.f2(x2_val), y2_val)),
         config,

@@ -14,6 +14,12 @@ from metainv.tensors._elastic import (
     sphere_directions,
     voigt_bound,
 )
+from metainv.tensors._frames import (
+    canonical_stiffness,
+    dilatational_tensor,
+    material_frame,
+    voigt_contracted_tensor,
+)
 from metainv.tensors._rotation import (
     angle_axis_from_rotation,
     bond_matrix,
@@ -52,13 +58,16 @@ __all__ = [
     "angle_axis_from_rotation",
     "bond_matrix",
     "c21_from_matrix",
+    "canonical_stiffness",
     "check_stiffness",
     "compliance",
     "cubic_stiffness",
+    "dilatational_tensor",
     "directional_youngs_modulus",
     "is_rotation",
     "isotropic_stiffness",
     "mandel_to_voigt",
+    "material_frame",
     "matrix_from_c21",
     "matrix_from_orthotropic9",
     "nmse",
@@ -75,6 +84,7 @@ __all__ = [
     "sphere_directions",
     "tensor_to_voigt",
     "voigt_bound",
+    "voigt_contracted_tensor",
     "voigt_to_mandel",
     "voigt_to_tensor",
 ]
