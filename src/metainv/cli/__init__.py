@@ -7,6 +7,7 @@ from metainv.cli import (  # noqa: F401  (imports register commands)
     _data,
     _demo,
     _design,
+    _grade,
     _models,
     _spinodoid,
     _stiffness,
