@@ -340,10 +340,10 @@ def train_truss_models(
             target = rotate_stiffness(target, extra)
         return inverse_training_loss(target, design_stiffness(forward, inverse(target, config.tau)))
 
-    validation_generator = torch.Generator().manual_seed(config.seed + 2)
-
     def inverse_validation() -> float:
-        design = inverse(validation.C, config.tau, generator=validation_generator)
+        # the same Gumbel draws every epoch, so that epochs compare on equal terms
+        generator = torch.Generator().manual_seed(config.seed + 2)
+        design = inverse(validation.C, config.tau, generator=generator)
         return float(nmse_loss(validation.C, design_stiffness(forward, design)))
 
     histories["G"] = run_stage(
