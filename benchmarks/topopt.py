@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/topopt.py [--nel 60 20 4] [--material gyroid] [--solver mgcg]
                                 [--optimizer oc] [--penalty 1] [--volfrac 0.3] [--max-iter 300]
-                                [--compare-solvers]
+                                [--density-range RHO_MIN RHO_MAX] [--compare-solvers]
 
 Prints each iteration's compliance, grey level, design change and linear-solve time, then the
 totals and one JSON line. ``--compare-solvers`` first times one analysis of a graded design with
@@ -80,6 +80,9 @@ def main() -> None:
     parser.add_argument("--penalty", type=float, default=1.0)
     parser.add_argument("--volfrac", type=float, default=0.3)
     parser.add_argument("--max-iter", type=int, default=300)
+    parser.add_argument(
+        "--density-range", type=float, nargs=2, default=None, metavar=("RHO_MIN", "RHO_MAX")
+    )
     parser.add_argument("--compare-solvers", action="store_true")
     args = parser.parse_args()
     console = Console(soft_wrap=True)
@@ -93,6 +96,7 @@ def main() -> None:
         max_iter=args.max_iter,
         optimizer=args.optimizer,
         solver=args.solver,
+        density_range=None if args.density_range is None else tuple(args.density_range),
     )
 
     def report(record: IterationRecord) -> None:
@@ -125,6 +129,7 @@ def main() -> None:
         "converged": result.converged,
         "compliance": result.compliance,
         "grey_level": result.grey_level,
+        "density_range": list(result.density_range),
         "mean_solve_seconds": float(solve_times.mean()),
         "total_seconds": total,
     }

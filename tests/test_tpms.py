@@ -123,3 +123,30 @@ def test_graded_mesh_is_closed_and_follows_the_density():
     assert mesh.volume / density.size == pytest.approx(density.mean(), abs=0.05)
     with pytest.raises(MetainvError, match="void everywhere"):
         graded_mesh(np.zeros((2, 2, 2)))
+
+
+def test_regeneration_records_options_and_bounds_the_law(tmp_path):
+    from metainv.tpms.__main__ import main
+
+    out = tmp_path / "gyroid.json"
+    main(["--n", "8", "--densities", "0.3", "0.4", "0.5", "--variants", "network",
+          "--fit-range", "0.3", "0.5", "--out", str(out)])  # fmt: skip
+    data = load_fit_data("gyroid", out)
+    assert data["voxels_per_cell"] == 8
+    assert data["fit_range"] == [0.3, 0.5] and data["density_range"] == [0.3, 0.5]
+    assert "--fit-range 0.3 0.5" in data["command"]
+    fit = exponential_fit("gyroid", "network", out)
+    assert fit.density_range == (0.3, 0.5)
+    law = fit.law("bounded")
+    assert law.density_range == (0.3, 0.5)
+    # the solid point (rho = 1) is tabulated but outside the fit range: not fitted
+    table = data["variants"]["network"]
+    assert table["density"][-1] == 1.0
+    predicted, _ = fit.constants(np.array(table["voxel_density"][:3]))
+    measured = np.stack([table[name][:3] for name in CUBIC_NAMES], axis=1)
+    assert np.abs(predicted - measured).max() < 0.05 * measured.max()
+
+
+def test_shipped_gyroid_law_spans_all_densities():
+    assert gyroid_law().density_range == (0.0, 1.0)
+    assert gyroid_law().metadata["part"] == "tpms"

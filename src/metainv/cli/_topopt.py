@@ -13,6 +13,7 @@ from rich.table import Table
 
 from metainv.cli._app import app
 from metainv.cli._errors import handle_errors
+from metainv.errors import MetainvError
 from metainv.topopt import (
     PROBLEMS,
     SOLVERS,
@@ -32,6 +33,7 @@ from metainv.topopt.output import (
     write_density_vtk,
     write_history_csv,
 )
+from metainv.topopt.parts import PartOptions, dehomogenize
 
 PROBLEM_HELP = f"Problem: {', '.join(PROBLEMS)} (see metainv.topopt.problems)."
 MATERIAL_HELP = "Lattice material law (registered: " + ", ".join(available_laws()) + ")."
@@ -57,14 +59,25 @@ def topopt_command(
     solver: str = typer.Option("mgcg", "--solver", help=f"One of: {', '.join(SOLVERS)}."),
     filter_radius: float = typer.Option(1.5, "--rmin", help="Density filter radius (elements)."),
     tolerance: float = typer.Option(0.01, "--tol", help="Stop when the design changes less."),
-    period: float = typer.Option(2.0, "--period", help="De-homogenized TPMS period, in elements."),
+    density_range: tuple[float, float] | None = typer.Option(
+        None,
+        "--density-range",
+        help="Bounds RHO_MIN RHO_MAX on the element densities (default: the law's own range;"
+        " give two laws the same bounds to compare them).",
+    ),
+    period: float = typer.Option(
+        2.0,
+        "--period",
+        help="De-homogenized lattice period in elements (TPMS period, truss cell edge,"
+        " spinodoid wavelength).",
+    ),
     voxels: int = typer.Option(
         6, "--voxels-per-element", help="Marching-cubes samples per element edge (STL)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Minimize compliance of a graded lattice; write density (VTK, PNG), history (CSV, PNG),
-    the de-homogenized part (STL, TPMS laws) and summary.json into --out."""
+    the de-homogenized part (STL: gyroid, truss, spinodoid laws) and summary.json into --out."""
     settings = Settings(
         volume_fraction=volfrac,
         penalty=penalty,
@@ -73,13 +86,18 @@ def topopt_command(
         tolerance=tolerance,
         optimizer=optimizer,
         solver=solver,
+        density_range=density_range,
     )
     law = get_law(material)
+    settings.bounds(law)  # clear errors before any work
+    part_options = PartOptions(period=period, voxels_per_element=voxels)
     case = make_problem(problem, nel)
     out.mkdir(parents=True, exist_ok=True)
     result = _run_with_progress(case, law, settings)
     summary = result.summary()
-    summary["files"] = _write_files(result, law, out, period, voxels)
+    summary["files"], part_error = _write_files(result, law, out, part_options)
+    if part_error is not None:
+        summary["part_error"] = part_error
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -111,7 +129,13 @@ def _run_with_progress(case, law, settings: Settings) -> TopOptResult:
         return optimize(case, law, settings, callback=report)
 
 
-def _write_files(result: TopOptResult, law, out: Path, period: float, voxels: int) -> dict:
+def _write_files(
+    result: TopOptResult, law, out: Path, part_options: PartOptions
+) -> tuple[dict, str | None]:
+    """Write the result files; returns ``({name: path}, error of the part or None)``.
+
+    A part that cannot be built (e.g. no watertight truss mesh) does not lose the optimization:
+    the other files are written and the error is reported."""
     grid = result.problem.grid
     title = f"{result.problem.name}, {result.law_name}, p={result.settings.penalty:g}"
     files = {
@@ -122,23 +146,24 @@ def _write_files(result: TopOptResult, law, out: Path, period: float, voxels: in
         "history_csv": write_history_csv(result.history, out / "history.csv"),
         "history_png": plot_history(result.history, out / "history.png", title),
     }
-    metadata = getattr(law, "metadata", {}) or {}
-    if "surface" in metadata:
-        from metainv.tpms.graded import graded_mesh
-
-        mesh = graded_mesh(
-            density_grid(grid, result.density),
-            surface=metadata["surface"],
-            variant=metadata.get("variant", "sheet"),
-            period=period,
-            voxels_per_element=voxels,
-        )
-        path = out / "part.stl"
-        mesh.export(path)
-        files["part_stl"] = path
     np.save(out / "density.npy", density_grid(grid, result.density))
     files["density_npy"] = out / "density.npy"
-    return {name: str(path) for name, path in files.items()}
+    part_error = None
+    try:
+        mesh = dehomogenize(
+            density_grid(grid, result.density),
+            getattr(law, "metadata", {}) or {},
+            part_options,
+        )
+    except MetainvError as error:
+        part_error = f"part.stl not written: {error}"
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {part_error}")
+    else:
+        if mesh is not None:
+            path = out / "part.stl"
+            mesh.export(path)
+            files["part_stl"] = path
+    return {name: str(path) for name, path in files.items()}, part_error
 
 
 def _print_summary(summary: dict) -> None:
@@ -152,6 +177,8 @@ def _print_summary(summary: dict) -> None:
         table.add_row(
             key.replace("_", " "), f"{value:.6g}" if isinstance(value, float) else str(value)
         )
+    low, high = summary["density_range"]
+    table.add_row("density range", f"{low:g} .. {high:g}")
     table.add_row("mean solve time", f"{summary['mean_solve_seconds']:.3f} s")
     table.add_row("total time", f"{summary['total_seconds']:.1f} s")
     for name, path in summary["files"].items():

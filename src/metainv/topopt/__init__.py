@@ -1,10 +1,12 @@
 """Topology optimization of graded lattices (SI of the graded-TPMS study; spec ``topopt.md``).
 
 3-D linear elasticity on unit 8-node hexahedra, element stiffness from a lattice material law
-``D^H(rho)`` (gyroid, iso-truss, or any registered law) with modified SIMP on top, density filter,
-OC or MMA updates, compliance under external and inherent-strain loads.
+``D^H(rho)`` (gyroid, iso-truss, truss, spinodoid, or any registered law) with modified SIMP on
+top, density filter, OC or MMA updates, compliance under external and inherent-strain loads, and
+the de-homogenized graded part (:mod:`metainv.topopt.parts`).
 """
 
+from metainv.topopt import lattices  # noqa: F401  (registers the truss and spinodoid laws)
 from metainv.topopt.fem import HexGrid
 from metainv.topopt.filters import DensityFilter, density_filter
 from metainv.topopt.materials import (
@@ -17,6 +19,7 @@ from metainv.topopt.materials import (
     law_from_stiffness,
     register_law,
     simp_coefficients,
+    solid_coefficients,
     solid_law,
     stiffness,
     stiffness_derivative,
@@ -64,6 +67,7 @@ __all__ = [
     "physical_density",
     "register_law",
     "simp_coefficients",
+    "solid_coefficients",
     "solid_law",
     "stiffness",
     "stiffness_derivative",

@@ -14,7 +14,16 @@ a combination of ``m`` reference element matrices. Laws shipped here:
   Pasini 2013), ``E^H/E_s = (0.20529 - 0.03303 \nu_s)\rho + (0.08121 + 0.27243 \nu_s)\rho^2
   + (0.64974 - 0.24237 \nu_s)\rho^3`` and the solid's Poisson ratio (isotropic ``D^H``);
 * ``gyroid``: the cubic exponential law of SI Eq. 1 fitted to our voxel homogenization
-  (:mod:`metainv.tpms`), ``m = 3`` (``C11``, ``C12``, ``C44`` bases).
+  (:mod:`metainv.tpms`), ``m = 3`` (``C11``, ``C12``, ``C44`` bases);
+* ``truss`` and ``spinodoid``: tabulated homogenizations of one truss design and of an
+  isotropic spinodoid (:mod:`metainv.topopt.lattices`), registered there.
+
+Density range
+-------------
+Every law carries ``density_range = (rho_min, rho_max)``, the densities over which it was fitted
+or tabulated. The optimizer bounds the element densities to it (box constraints), so a law is
+never extrapolated (an exponential fit of SI Eq. 1 used past its fit range can even exceed the
+Voigt bound ``rho D_s``). Laws valid over all densities use ``(0, 1)``.
 
 Registering more laws
 ---------------------
@@ -29,14 +38,18 @@ Modified SIMP on top of the law (SI Eq. 8)
 The element stiffness is the law's stiffness scaled by the modified-SIMP factor, with a floor
 ``E_min`` relative to the law's fully dense stiffness so that void elements stay non-singular:
 
-.. math:: D_e = E_{min}\, D^H(1) + (1 - E_{min})\, \rho_e^{p}\, D^H(\rho_e),
+.. math:: D_e = E_{min}\, D^H(\rho_{max}) + (1 - E_{min})\, \rho_e^{p}\, D^H(\rho_e),
 
 i.e. ``[E_min + rho^p (E_0 - E_min)] k_0`` of SI Eq. 8 with ``k_0 = k(D^H(rho))`` and
 ``E_0 = 1``. For the ``solid`` law this is classical modified SIMP; ``p = 0`` leaves the law
 alone; the paper uses ``p = 1``. The coefficients stay scalar functions of ``rho``:
 
-.. math:: g_k(\rho) = E_{min} c_k(1) + (1 - E_{min}) \rho^p c_k(\rho), \qquad
+.. math:: g_k(\rho) = E_{min} c_k(\rho_{max}) + (1 - E_{min}) \rho^p c_k(\rho), \qquad
           g_k'(\rho) = (1 - E_{min}) (p \rho^{p-1} c_k(\rho) + \rho^p c_k'(\rho)).
+
+Passive (non-design) elements are the solid itself, ``D_e = D_s``, whatever the law: their
+coefficients are the exact expansion of ``D_s`` in the law's basis
+(:func:`solid_coefficients`).
 """
 
 from __future__ import annotations
@@ -69,11 +82,14 @@ class MaterialLaw(Protocol):
 
     name: registry name
     basis: (m, 6, 6) constant symmetric matrices ``D_k``
+    density_range: ``(rho_min, rho_max)`` in which the law holds; the optimizer keeps the
+        element densities inside it
     coefficients(rho (n,)) -> (c (n, m), dc/drho (n, m)) with ``D^H(rho) = sum_k c_k D_k``
     """
 
     name: str
     basis: np.ndarray
+    density_range: tuple[float, float]
 
     def coefficients(self, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -87,6 +103,7 @@ class BasisLaw:
     functions: rho (n,) -> (c (n, m), dc/drho (n, m))
     description: one line for listings
     metadata: free-form facts (fit data, source)
+    density_range: ``(rho_min, rho_max)``, ``0 <= rho_min < rho_max <= 1``, where the law holds
     """
 
     name: str
@@ -94,6 +111,16 @@ class BasisLaw:
     functions: Coefficients
     description: str = ""
     metadata: dict = field(default_factory=dict)
+    density_range: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        low, high = (float(v) for v in self.density_range)
+        if not 0.0 <= low < high <= 1.0:
+            raise MetainvError(
+                f"law {self.name!r}: density range must satisfy 0 <= rho_min < rho_max <= 1,"
+                f" got {self.density_range}"
+            )
+        object.__setattr__(self, "density_range", (low, high))
 
     def coefficients(self, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rho = np.atleast_1d(np.asarray(rho, dtype=float))
@@ -126,11 +153,11 @@ def simp_coefficients(
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Element coefficients ``g_k(rho_e)`` and ``g_k'(rho_e)`` (nel, m) of SIMP on the law.
 
-    ``g_k = E_min c_k(1) + (1 - E_min) rho^p c_k(rho)`` (module docstring, SI Eq. 8).
+    ``g_k = E_min c_k(rho_max) + (1 - E_min) rho^p c_k(rho)`` (module docstring, SI Eq. 8).
     """
     rho = np.asarray(rho, dtype=float)
     values, derivatives = law.coefficients(rho)
-    dense, _ = law.coefficients(np.ones(1))
+    dense, _ = law.coefficients(np.array([law.density_range[1]]))
     power = rho**penalty
     if penalty == 0:
         power_derivative = np.zeros_like(rho)
@@ -139,6 +166,27 @@ def simp_coefficients(
     g = e_min * dense + (1.0 - e_min) * power[:, None] * values
     dg = (1.0 - e_min) * (power_derivative[:, None] * values + power[:, None] * derivatives)
     return g, dg
+
+
+def solid_coefficients(law: MaterialLaw, poisson_ratio: float | None = None) -> np.ndarray:
+    """Coefficients (m,) with ``sum_k c_k D_k = D_s``, the isotropic solid in the law's basis.
+
+    ``poisson_ratio`` defaults to the law's ``metadata["poisson_ratio"]`` or
+    :data:`SOLID_POISSON_RATIO`. Least squares on the 36 entries; raises
+    :class:`~metainv.errors.MetainvError` when the basis cannot represent the solid exactly.
+    """
+    if poisson_ratio is None:
+        poisson_ratio = getattr(law, "metadata", {}).get("poisson_ratio", SOLID_POISSON_RATIO)
+    solid = isotropic_stiffness(1.0, poisson_ratio)
+    basis = np.asarray(law.basis, dtype=float).reshape(len(law.basis), 36)
+    coefficients, *_ = np.linalg.lstsq(basis.T, solid.ravel(), rcond=None)
+    residual = np.abs(coefficients @ basis - solid.ravel()).max()
+    if residual > 1e-10 * np.abs(solid).max():
+        raise MetainvError(
+            f"law {law.name!r} cannot represent the isotropic solid in its basis"
+            f" (residual {residual:.2e}); passive solid elements need it"
+        )
+    return coefficients
 
 
 def solid_law(poisson_ratio: float = SOLID_POISSON_RATIO) -> BasisLaw:
@@ -193,6 +241,8 @@ def law_from_stiffness(
     stiffness_function: Callable[[np.ndarray], np.ndarray],
     derivative_function: Callable[[np.ndarray], np.ndarray],
     description: str = "",
+    density_range: tuple[float, float] = (0.0, 1.0),
+    metadata: dict | None = None,
 ) -> BasisLaw:
     """Wrap any ``D(rho)`` (n,) -> (n, 6, 6) and ``dD/drho`` as a law on the 21 symmetric bases.
 
@@ -208,7 +258,8 @@ def law_from_stiffness(
         basis=SYMMETRIC_BASIS,
         functions=functions,
         description=description,
-        metadata={"basis_names": list(C21_NAMES)},
+        metadata={"basis_names": list(C21_NAMES), **(metadata or {})},
+        density_range=density_range,
     )
 
 

@@ -1,12 +1,16 @@
 r"""Compliance minimization of a graded lattice under a volume constraint.
 
 .. math:: \min_{x} \; C = F(\tilde\rho)^T U \quad \text{s.t.} \quad K(\tilde\rho) U = F(\tilde\rho),
-          \quad \frac{1}{n_a} \sum_{e \in a} \tilde\rho_e \le V^*, \quad 0 \le x \le 1,
+          \quad \frac{1}{n_a} \sum_{e \in a} \tilde\rho_e \le V^*,
+          \quad \rho_{min} \le x \le \rho_{max},
 
-with the filtered densities ``tilde rho = filter(x)`` (passive elements held at 1), element
-stiffness ``D_e = E_min D^H(1) + (1 - E_min) rho_e^p D^H(rho_e)`` (SI Eqs. 1-3, 8; see
-:mod:`metainv.topopt.materials`), and loads ``F = F_ext + sum_e f_e(rho_e)`` holding the
-inherent-strain forces ``f_e = int B^T D_e eps_inh`` (SI Eq. 4).
+with the filtered densities ``tilde rho = filter(x)`` (the filter is a convex combination, so
+they stay in the law's range ``[rho_min, rho_max]``; passive elements are solid and shown at 1),
+element stiffness ``D_e = E_min D^H(rho_max) + (1 - E_min) rho_e^p D^H(rho_e)`` (SI Eqs. 1-3, 8;
+see :mod:`metainv.topopt.materials`), ``D_e = D_s`` on passive elements, and loads
+``F = F_ext + sum_e f_e(rho_e)`` holding the inherent-strain forces ``f_e = int B^T D_e eps_inh``
+(SI Eq. 4). Move limit, convergence test and grey level are measured on the normalized density
+``(rho - rho_min) / (rho_max - rho_min)``, so a bounded law is judged like an unbounded one.
 
 Sensitivity (adjoint, self-adjoint because C is the compliance)
 ---------------------------------------------------------------
@@ -40,7 +44,7 @@ from metainv.topopt.fem import (
     element_strain_loads,
 )
 from metainv.topopt.filters import DensityFilter, density_filter
-from metainv.topopt.materials import MaterialLaw, simp_coefficients
+from metainv.topopt.materials import MaterialLaw, simp_coefficients, solid_coefficients
 from metainv.topopt.optimizers import MmaState, mma_update, oc_update
 from metainv.topopt.problems import Problem
 from metainv.topopt.solvers import SOLVERS, Solve, make_solver
@@ -64,8 +68,10 @@ class Settings:
     max_iter: most iterations (finite-element analyses)
     tolerance: stop when the largest design change of an update is below this
     optimizer: "oc" or "mma"
-    move: move limit of one update
+    move: move limit of one update, as a fraction of the density range
     solver: a name from :data:`metainv.topopt.solvers.SOLVERS`
+    density_range: ``(rho_min, rho_max)`` bounds on the element densities; ``None`` takes the
+        law's own range, a given one must lie inside it (e.g. to give two laws the same bounds)
     """
 
     volume_fraction: float = 0.3
@@ -77,6 +83,7 @@ class Settings:
     optimizer: str = "oc"
     move: float = 0.2
     solver: str = "direct"
+    density_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -102,9 +109,33 @@ class Settings:
                 f"unknown solver {self.solver!r}; available: {', '.join(sorted(SOLVERS))}",
             ),
         ]
+        if self.density_range is not None:
+            low, high = self.density_range
+            checks.append(
+                (
+                    0.0 <= low < high <= 1.0,
+                    f"density range must satisfy 0 <= rho_min < rho_max <= 1, got {low}, {high}",
+                )
+            )
         for passed, message in checks:
             if not passed:
                 raise MetainvError(message)
+
+    def bounds(self, law: MaterialLaw) -> tuple[float, float]:
+        """The density bounds of a run with this law (checked against the law and ``V*``)."""
+        law_low, law_high = law.density_range
+        low, high = self.density_range if self.density_range is not None else (law_low, law_high)
+        if low < law_low - 1e-12 or high > law_high + 1e-12:
+            raise MetainvError(
+                f"density range ({low:g}, {high:g}) leaves the range ({law_low:g}, {law_high:g})"
+                f" of the {law.name!r} law"
+            )
+        if not low < self.volume_fraction < high:
+            raise MetainvError(
+                f"volfrac must lie in ({low:g}, {high:g}) with the {law.name!r} law and this"
+                f" density range, got {self.volume_fraction}"
+            )
+        return float(low), float(high)
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +144,8 @@ class Model:
 
     reference_stiffness: (m, 24, 24) element matrices of the law's basis
     reference_loads: (m, 24) inherent-strain loads of the basis, or None
+    passive_coefficients: (m,) the solid ``D_s`` in the law's basis (passive elements), or None
+        when the problem has no passive elements
     """
 
     problem: Problem
@@ -120,6 +153,7 @@ class Model:
     plan: AssemblyPlan
     reference_stiffness: np.ndarray
     reference_loads: np.ndarray | None
+    passive_coefficients: np.ndarray | None = None
 
 
 def build_model(problem: Problem, law: MaterialLaw) -> Model:
@@ -133,6 +167,7 @@ def build_model(problem: Problem, law: MaterialLaw) -> Model:
         plan=assembly_plan(problem.grid, problem.fixed_dofs),
         reference_stiffness=element_stiffness_matrices(law.basis),
         reference_loads=loads,
+        passive_coefficients=solid_coefficients(law) if problem.passive_solid.any() else None,
     )
 
 
@@ -155,9 +190,13 @@ class Analysis:
 
 
 def analyze(model: Model, rho: np.ndarray, penalty: float, e_min: float, solve: Solve) -> Analysis:
-    """Solve ``K(rho) U = F(rho)`` and return the compliance and its sensitivity (nel,)."""
+    """Solve ``K(rho) U = F(rho)`` and return the compliance and its sensitivity (nel,).
+
+    The law is evaluated on the design elements only; passive elements are the solid (their
+    entries of ``rho`` are ignored, their sensitivity is 0).
+    """
     plan = model.plan
-    g, dg = simp_coefficients(model.law, rho, penalty, e_min)
+    g, dg = _element_coefficients(model, rho, penalty, e_min)
     K = assemble_stiffness(plan, g, model.reference_stiffness)
     force = model.problem.force.copy()
     if model.reference_loads is not None:
@@ -181,10 +220,25 @@ def analyze(model: Model, rho: np.ndarray, penalty: float, e_min: float, solve: 
     )
 
 
-def grey_level(rho: np.ndarray) -> float:
-    """Grey-level measure ``4 sum rho (1 - rho) / n`` in [0, 1] (0: black and white)."""
-    rho = np.asarray(rho, dtype=float)
-    return float(4.0 * np.sum(rho * (1.0 - rho)) / rho.size)
+def _element_coefficients(
+    model: Model, rho: np.ndarray, penalty: float, e_min: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``g, g'`` (nel, m): SIMP on the law for design elements, the solid for passive ones."""
+    passive = model.problem.passive_solid
+    m = len(model.law.basis)
+    g, dg = np.zeros((rho.size, m)), np.zeros((rho.size, m))
+    g[~passive], dg[~passive] = simp_coefficients(model.law, rho[~passive], penalty, e_min)
+    if model.passive_coefficients is not None:
+        g[passive] = model.passive_coefficients
+    return g, dg
+
+
+def grey_level(rho: np.ndarray, density_range: tuple[float, float] = (0.0, 1.0)) -> float:
+    """Grey-level measure ``4 sum s (1 - s) / n`` in [0, 1] (0: black and white) of the
+    normalized densities ``s = (rho - rho_min) / (rho_max - rho_min)``."""
+    low, high = density_range
+    s = (np.asarray(rho, dtype=float) - low) / (high - low)
+    return float(4.0 * np.sum(s * (1.0 - s)) / s.size)
 
 
 @dataclass(frozen=True)
@@ -214,6 +268,7 @@ class TopOptResult:
     design: (nel,) design variables x
     displacement: (n_dofs,) of the final design
     history: one record per analysis; the last describes ``density``
+    density_range: the bounds ``(rho_min, rho_max)`` of the design densities
     """
 
     problem: Problem
@@ -224,6 +279,7 @@ class TopOptResult:
     displacement: np.ndarray
     history: tuple[IterationRecord, ...]
     converged: bool
+    density_range: tuple[float, float] = (0.0, 1.0)
 
     @property
     def compliance(self) -> float:
@@ -253,6 +309,7 @@ class TopOptResult:
             "grey_level": self.grey_level,
             "iterations": self.iterations,
             "converged": self.converged,
+            "density_range": list(self.density_range),
             "mean_solve_seconds": float(np.mean(solve_seconds)),
             "total_seconds": float(sum(record.seconds for record in self.history)),
             "settings": asdict(self.settings),
@@ -266,6 +323,8 @@ def optimize(
     callback: Callable[[IterationRecord], None] | None = None,
 ) -> TopOptResult:
     """Minimize compliance under the volume bound; ``callback`` gets each iteration's record."""
+    low, high = settings.bounds(law)
+    span = high - low
     model = build_model(problem, law)
     flt = density_filter(problem.grid, settings.filter_radius)
     active = problem.active
@@ -273,7 +332,8 @@ def optimize(
     if n_active == 0:
         raise MetainvError(f"problem {problem.name!r} has no design elements on this grid")
     solve = make_solver(settings.solver, model.plan)
-    x = np.ones(problem.grid.n_elements)
+    # passive elements enter the filter at the top of the range (they are solid themselves)
+    x = np.full(problem.grid.n_elements, high)
     x[active] = settings.volume_fraction
     volume_gradient = flt.backward(active / n_active)[active]
     mma_state = MmaState()
@@ -283,7 +343,7 @@ def optimize(
     converged = False
     for iteration in range(1, settings.max_iter + 1):
         start = time.perf_counter()
-        rho = _physical(flt, x, active)
+        rho = _physical(flt, x, active, (low, high))
         tick = time.perf_counter()
         analysis = analyze(model, rho, settings.penalty, settings.e_min, solve)
         analysis_seconds = time.perf_counter() - tick
@@ -298,9 +358,11 @@ def optimize(
                     x_active,
                     gradient,
                     volume_gradient,
-                    functools.partial(_volume, flt, x, active),
+                    functools.partial(_volume, flt, x, active, (low, high)),
                     settings.volume_fraction,
-                    move=settings.move,
+                    move=settings.move * span,
+                    lower=low,
+                    upper=high,
                 )
             else:
                 if objective_scale is None:
@@ -312,6 +374,8 @@ def optimize(
                     volume_gradient / settings.volume_fraction,
                     mma_state,
                     move=settings.move,
+                    lower=low,
+                    upper=high,
                 )
             x = x.copy()
             x[active] = new
@@ -319,7 +383,7 @@ def optimize(
             iteration=iteration,
             compliance=analysis.compliance,
             volume_fraction=volume,
-            grey_level=grey_level(rho[active]),
+            grey_level=grey_level(rho[active], (low, high)),
             change=change,
             solve_seconds=analysis.solve_seconds,
             analysis_seconds=analysis_seconds,
@@ -331,7 +395,7 @@ def optimize(
             callback(record)
         if converged:
             break
-        change = float(np.abs(x[active] - x_active).max())
+        change = float(np.abs(x[active] - x_active).max()) / span
     return TopOptResult(
         problem=problem,
         law_name=law.name,
@@ -341,21 +405,39 @@ def optimize(
         displacement=analysis.displacement,
         history=tuple(history),
         converged=converged,
+        density_range=(low, high),
     )
 
 
-def physical_density(flt: DensityFilter, x: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Filtered densities (nel,) of design variables (nel,), passive elements set to 1."""
-    return _physical(flt, x, active)
+def physical_density(
+    flt: DensityFilter,
+    x: np.ndarray,
+    active: np.ndarray,
+    density_range: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray:
+    """Filtered densities (nel,) of design variables (nel,) in ``density_range``, passive
+    elements set to 1 (solid)."""
+    return _physical(flt, x, active, density_range)
 
 
-def _physical(flt: DensityFilter, x: np.ndarray, active: np.ndarray) -> np.ndarray:
-    rho = flt.apply(x)
+def _physical(
+    flt: DensityFilter,
+    x: np.ndarray,
+    active: np.ndarray,
+    density_range: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray:
+    rho = np.clip(flt.apply(x), *density_range)
     rho[~active] = 1.0
-    return np.clip(rho, 0.0, 1.0)
+    return rho
 
 
-def _volume(flt: DensityFilter, x: np.ndarray, active: np.ndarray, candidate: np.ndarray) -> float:
+def _volume(
+    flt: DensityFilter,
+    x: np.ndarray,
+    active: np.ndarray,
+    density_range: tuple[float, float],
+    candidate: np.ndarray,
+) -> float:
     trial = x.copy()
     trial[active] = candidate
-    return float(_physical(flt, trial, active)[active].mean())
+    return float(_physical(flt, trial, active, density_range)[active].mean())

@@ -17,6 +17,7 @@ triangulated by marching cubes (scikit-image) at ``f = 0``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import trimesh
@@ -29,6 +30,14 @@ logger = logging.getLogger(__name__)
 
 #: Voxels per cell edge of the reference cell of the density-to-level map.
 REFERENCE_RESOLUTION = 64
+
+
+def voxel_grid(shape: Sequence[int], voxels_per_element: int) -> list[np.ndarray]:
+    """Voxel-centre coordinates ``X, Y, Z`` (each (nx r, ny r, nz r)) of a box of ``shape``
+    elements sampled ``r = voxels_per_element`` times per element edge (element units)."""
+    r = int(voxels_per_element)
+    axes = [(np.arange(n * r) + 0.5) / r for n in shape]
+    return np.meshgrid(*axes, indexing="ij")
 
 
 def graded_field(
@@ -51,13 +60,8 @@ def graded_field(
         raise MetainvError(f"TPMS period must be positive, got {period}")
     if voxels_per_element < 1:
         raise MetainvError(f"voxels per element must be >= 1, got {voxels_per_element}")
-    r = int(voxels_per_element)
-    axes = [(np.arange(n * r) + 0.5) / r for n in density.shape]  # element units
-    X, Y, Z = np.meshgrid(*axes, indexing="ij")
-    # element-centre grid: index coordinate of a point p is p - 1/2
-    rho = map_coordinates(
-        np.clip(density, 0.0, 1.0), [X - 0.5, Y - 0.5, Z - 0.5], order=1, mode="nearest"
-    )
+    X, Y, Z = voxel_grid(density.shape, voxels_per_element)
+    rho = element_density_at(density, (X, Y, Z))
     level = level_of_density(surface, np.clip(rho, 0.0, 1.0), REFERENCE_RESOLUTION, variant)
     phi = surface_field(surface)(X / period, Y / period, Z / period)
     return VARIANTS[variant](phi) - level
@@ -71,9 +75,36 @@ def graded_mesh(
     voxels_per_element: int = 6,
 ) -> trimesh.Trimesh:
     """Closed triangle mesh of the graded lattice (element units; see :func:`graded_field`)."""
+    field = graded_field(density, surface, variant, period, voxels_per_element)
+    mesh = field_mesh(field, np.shape(density), voxels_per_element)
+    logger.info(
+        "graded %s %s: %d triangles, watertight=%s",
+        variant,
+        surface,
+        len(mesh.faces),
+        mesh.is_watertight,
+    )
+    return mesh
+
+
+def element_density_at(density: np.ndarray, points: Sequence[np.ndarray]) -> np.ndarray:
+    """Trilinear interpolation of element-centre densities (nx, ny, nz) at points given as
+    three coordinate arrays in element units (any common shape; constant beyond the centres)."""
+    # element-centre grid: index coordinate of a point p is p - 1/2
+    return map_coordinates(
+        np.clip(np.asarray(density, dtype=float), 0.0, 1.0),
+        [np.asarray(c, dtype=float) - 0.5 for c in points],
+        order=1,
+        mode="nearest",
+    )
+
+
+def field_mesh(field: np.ndarray, shape: Sequence[int], voxels_per_element: int) -> trimesh.Trimesh:
+    """Closed mesh of ``{f < 0}`` from samples ``f`` (nx r, ny r, nz r) at the voxel centres of
+    a box of ``shape`` elements (element units): padded with void so that the surface closes on
+    the box faces, marching cubes at ``f = 0``, closing caps clamped onto the faces."""
     from skimage.measure import marching_cubes
 
-    field = graded_field(density, surface, variant, period, voxels_per_element)
     if not (field < 0).any():
         raise MetainvError("the density field is void everywhere: no lattice to mesh")
     padded = np.pad(-field, 1, mode="constant", constant_values=-1.0)  # solid where > 0
@@ -81,15 +112,8 @@ def graded_mesh(
     vertices, faces, _, _ = marching_cubes(padded, level=0.0, spacing=(step, step, step))
     vertices -= 0.5 * step  # padded index 0 lies half a voxel outside the box
     # the closing caps fall between the last sample and the pad: put them on the box faces
-    vertices = np.clip(vertices, 0.0, np.array(np.shape(density), dtype=float))
+    vertices = np.clip(vertices, 0.0, np.asarray(shape, dtype=float))
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True)
     if mesh.volume < 0:
         mesh.invert()
-    logger.info(
-        "graded %s %s: %d triangles, watertight=%s",
-        variant,
-        surface,
-        len(faces),
-        mesh.is_watertight,
-    )
     return mesh
