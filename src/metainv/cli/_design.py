@@ -22,7 +22,7 @@ def design_command(
     out: Path = typer.Option(..., "--out", help="Output folder (designs.json, STL, PNG)."),
     unit: str | None = typer.Option(None, "--unit", help=UNIT_HELP),
     base_modulus: str | None = typer.Option(None, "--base-modulus", help=BASE_MODULUS_HELP),
-    family: str = typer.Option("truss", "--family", help="Design family: truss."),
+    family: str = typer.Option("truss", "--family", help="Design family: truss or spinodoid."),
     model: Path = typer.Option(None, "--model", help="Model folder (default: shipped model)."),
     samples: int = typer.Option(
         10_000, "--samples", help="Candidates drawn from the inverse model."
@@ -44,8 +44,12 @@ def design_command(
     )
     from metainv.targets import read_target, read_target_table
 
+    if family == "spinodoid":
+        from metainv.cli._spinodoid import design_spinodoid
+
+        return design_spinodoid(target, out, unit, base_modulus, model, top, verify, seed, as_json)
     if family != "truss":
-        raise fail(f"unknown or unavailable family {family!r}; available: truss")
+        raise fail(f"unknown or unavailable family {family!r}; available: truss, spinodoid")
     for name, value in (("--samples", samples), ("--top", top)):
         if value < 1:
             raise fail(f"{name} must be >= 1, got {value}")

@@ -49,9 +49,15 @@ LOCK_NAME = ".dataset.lock"
 SHARD_PATTERN = "shard-{index:05d}.parquet"
 
 #: family -> "module:function" computing one shard's columns: f(rows, rng, params) -> columns.
-SHARD_FUNCTIONS: dict[str, str] = {"truss": "metainv.truss.dataset:generate_shard"}
+SHARD_FUNCTIONS: dict[str, str] = {
+    "truss": "metainv.truss.dataset:generate_shard",
+    "spinodoid": "metainv.spinodoid.dataset:generate_shard",
+}
 #: family -> "module:function" returning the family's generation parameters (ranges, material).
-PARAMETER_FUNCTIONS: dict[str, str] = {"truss": "metainv.truss.dataset:generation_parameters"}
+PARAMETER_FUNCTIONS: dict[str, str] = {
+    "truss": "metainv.truss.dataset:generation_parameters",
+    "spinodoid": "metainv.spinodoid.dataset:generation_parameters",
+}
 
 
 class DatasetError(MetainvError):

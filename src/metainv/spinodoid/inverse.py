@@ -1,0 +1,454 @@
+r"""Inverse design of spinodoids for a target stiffness, verified by voxel FE.
+
+Spinodoids are orthotropic in the frame of their cones (paper Sec. "Tunable anisotropic
+material behavior": 9 constants ``S``); a rotation ``R`` extends the design space to arbitrary
+principal directions, ``C = K(R) C_aligned K(R)^T`` (paper, below Eq. 5; :mod:`metainv.tensors`
+Bond rotation; the design's ``rotation`` turns the wave vectors, ``n -> R n``, which rotates C
+the same way). The job for a normalized target ``C_t`` (6, 6):
+
+1. fit the frame: the rotation ``R`` minimizing the non-orthotropic part of
+   ``K(R)^T C_t K(R)`` (relative Frobenius norm, :func:`orthotropic_residual`), by BFGS on the
+   rotation vector from the identity and ``restarts`` random starts; for an axis-aligned
+   orthotropic target the identity (residual 0) is kept;
+2. for the fitted frame and the identity, and each of the 6 axis permutations of the frame
+   (orthotropic constants are invariant under sign flips, so these are all the distinct
+   labellings), query the i-NN with ``S`` of the target in that frame (paper Eq. 7 model),
+   snap its angles and polish ``Theta`` by gradient descent of the f-NN NMSE (angles snapped
+   straight-through);
+3. rank by the f-NN NMSE of the full 6x6 target, keep the ``pool`` best distinct designs;
+4. FE-verify each at the model's data resolution and level rule with ``seeds`` field
+   realizations, keeping the best realization (the design file records its seed, so the
+   part made from it is that realization), and sort by FE NMSE.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import permutations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metainv.errors import MetainvError
+from metainv.spinodoid.design import SpinodoidDesign, design_to_dict
+from metainv.tensors import (
+    check_stiffness,
+    isotropic_stiffness,
+    matrix_from_orthotropic9,
+    nmse,
+    orthotropic9_from_matrix,
+    rotate_stiffness,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Entries of a Voigt matrix that vanish for an orthotropic material in its own frame.
+_NON_ORTHOTROPIC = np.ones((6, 6), dtype=bool)
+_NON_ORTHOTROPIC[:3, :3] = False
+_NON_ORTHOTROPIC[np.arange(3, 6), np.arange(3, 6)] = False
+
+
+@dataclass(frozen=True)
+class SpinodoidDesignSettings:
+    """top: designs returned; pool: candidates FE-verified; seeds: field realizations tried
+    per candidate; restarts: random starts of the frame fit; polish_steps: Adam steps of the
+    f-NN polish (0: none); resolution: FE voxels per edge (None: the model's data
+    resolution); verify: FE verification; seed: random starts and realizations."""
+
+    top: int = 3
+    pool: int = 4
+    seeds: int = 2
+    restarts: int = 16
+    polish_steps: int = 150
+    polish_learning_rate: float = 0.05
+    resolution: int | None = None
+    verify: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FrameFit:
+    """The fitted frame: rotation (3, 3), residuals of the fitted and of the identity frame."""
+
+    rotation: np.ndarray
+    residual: float
+    residual_identity: float
+    angle_deg: float
+
+
+@dataclass(frozen=True)
+class SpinodoidCandidate:
+    """One design with its f-NN and FE stiffness (6, 6) and NMSEs against the target."""
+
+    design: SpinodoidDesign
+    C_forward: np.ndarray
+    C_fe: np.ndarray | None
+    nmse_forward: float
+    nmse_fe: float | None
+
+
+def orthotropic_residual(C: np.ndarray) -> float:
+    """``|C_non-orthotropic|_F^2 / |C|_F^2``: 0 for an orthotropic C in its own frame."""
+    C = np.asarray(C, dtype=float)
+    return float(np.sum(C[_NON_ORTHOTROPIC] ** 2) / np.sum(C**2))
+
+
+def _rotation(vector: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(vector).as_matrix()
+
+
+def fit_orthotropic_frame(target: np.ndarray, restarts: int = 16, seed: int = 0) -> FrameFit:
+    """The rotation ``R`` whose frame makes ``K(R)^T C K(R)`` most nearly orthotropic.
+
+    BFGS on the rotation vector from the identity and ``restarts`` random rotations; among
+    the minima within 1e-9 of the best, the one with the smallest rotation angle is kept.
+    """
+    from scipy.optimize import minimize
+    from scipy.spatial.transform import Rotation
+
+    target = np.asarray(target, dtype=float)
+
+    def residual(vector: np.ndarray) -> float:
+        return orthotropic_residual(rotate_stiffness(target, _rotation(vector).T))
+
+    starts = [np.zeros(3)]
+    if restarts > 0:
+        starts += list(Rotation.random(restarts, random_state=seed).as_rotvec())
+    found = []
+    for start in starts:
+        result = minimize(residual, start, method="BFGS", options={"gtol": 1e-10})
+        found.append((float(result.fun), Rotation.from_rotvec(result.x)))
+    best = min(value for value, _ in found)
+    close = [rotation for value, rotation in found if value <= best + 1e-9]
+    chosen = min(close, key=lambda rotation: rotation.magnitude())
+    return FrameFit(
+        rotation=chosen.as_matrix(),
+        residual=float(residual(chosen.as_rotvec())),
+        residual_identity=orthotropic_residual(target),
+        angle_deg=float(np.degrees(chosen.magnitude())),
+    )
+
+
+def axis_permutations() -> list[np.ndarray]:
+    """The 6 proper rotations that permute the coordinate axes (up to sign)."""
+    out = []
+    for order in permutations(range(3)):
+        P = np.eye(3)[:, list(order)]
+        out.append(P * np.sign(np.linalg.det(P)))
+    return out
+
+
+def check_target(target: np.ndarray, max_relative_density: float) -> None:
+    """Admissibility and reachability (Voigt bound) of a normalized target."""
+    report = check_stiffness(target)
+    if not report.admissible:
+        raise MetainvError("target is not an admissible stiffness: " + "; ".join(report.failures))
+    bound = max_relative_density * isotropic_stiffness(1.0, 0.3)
+    ratio = float(np.max(np.linalg.eigvals(np.linalg.solve(bound, target)).real))
+    if ratio > 1.0:
+        raise MetainvError(
+            f"target is stiffer than any spinodoid of relative density <= "
+            f"{max_relative_density} can be (it exceeds the Voigt bound rho*C_solid by a factor "
+            f"{ratio:.2f}); use a stiffer base material (--base-modulus) or a softer target"
+        )
+
+
+def _logit(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-4, 1 - 1e-4)
+    return torch.log(p / (1 - p))
+
+
+def polish_design(
+    models: Any,
+    theta_design: np.ndarray,
+    target: np.ndarray,
+    frame: np.ndarray,
+    steps: int,
+    learning_rate: float,
+) -> tuple[np.ndarray, float]:
+    """Gradient descent of the f-NN NMSE of the rotated design against the full target.
+
+    ``Theta`` is kept in range through sigmoids; angles are snapped straight-through
+    (:func:`metainv.nn.spinodoid.snap_design`). Returns the best snapped ``Theta`` (4,) and
+    its f-NN NMSE.
+    """
+    from metainv.nn.spinodoid import snap_angles, snap_design
+
+    low = models.inverse.low.double()
+    span = models.inverse.span.double()
+    target_t = torch.as_tensor(target, dtype=torch.float64)
+    frame_t = torch.as_tensor(frame, dtype=torch.float64)
+
+    def error(theta: torch.Tensor) -> torch.Tensor:
+        S = models.forward(theta.float()[None])[0].double()
+        C = rotate_stiffness(matrix_from_orthotropic9(S), frame_t)
+        return nmse(target_t, C)
+
+    start = np.asarray(theta_design, dtype=float).copy()
+    start[1:] = snap_angles(start[1:])
+    with torch.no_grad():
+        best_error = float(error(torch.as_tensor(start)))
+    best = start
+    if steps <= 0:
+        return best, best_error
+    raw = _logit((torch.as_tensor(start) - low) / span).requires_grad_(True)
+    optimizer = torch.optim.Adam([raw], lr=learning_rate)
+    for _ in range(steps):
+        theta = snap_design(low + span * torch.sigmoid(raw))
+        loss = error(theta)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        value = float(loss.detach())
+        if value < best_error:
+            best_error, best = value, theta.detach().numpy().copy()
+    best[1:] = snap_angles(best[1:])
+    return best, best_error
+
+
+def _forward_candidates(
+    models: Any, target: np.ndarray, fit: FrameFit, settings: SpinodoidDesignSettings
+) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """(f-NN NMSE, Theta, frame) for every frame and axis permutation, best first."""
+    frames = [fit.rotation]
+    if fit.angle_deg > 1e-6:
+        frames.append(np.eye(3))
+    out = []
+    for base in frames:
+        for permutation in axis_permutations():
+            frame = base @ permutation
+            S = orthotropic9_from_matrix(rotate_stiffness(target, frame.T))
+            theta = models.predict_designs(S[None])[0]
+            theta, error = polish_design(
+                models,
+                theta,
+                target,
+                frame,
+                settings.polish_steps,
+                settings.polish_learning_rate,
+            )
+            out.append((error, theta, frame))
+    out.sort(key=lambda item: item[0])
+    return out
+
+
+def _distinct(items: list[tuple[float, np.ndarray, np.ndarray]], count: int) -> list[int]:
+    """Indices of the first ``count`` items whose rotated designs differ (rho by > 0.01 or
+    the cone axes' angles by > 2 deg)."""
+    kept: list[int] = []
+    signatures: list[tuple[float, np.ndarray]] = []
+    for index, (_, theta, frame) in enumerate(items):
+        # direction-weighted cone signature in the global frame: sum_j theta_j e_j e_j^T
+        cones = frame @ np.diag(theta[1:]) @ frame.T
+        if any(
+            abs(theta[0] - rho) < 0.01 and np.max(np.abs(cones - other)) < 2.0
+            for rho, other in signatures
+        ):
+            continue
+        kept.append(index)
+        signatures.append((float(theta[0]), cones))
+        if len(kept) == count:
+            break
+    return kept
+
+
+def reachability_note(
+    models: Any, target: np.ndarray, theta: np.ndarray, frame: np.ndarray
+) -> str | None:
+    """A message when the best design sits at a density bound and its f-NN stiffness would
+    have to be scaled by a factor far from 1 to fit the target (the target lies outside the
+    design space: too soft or too stiff); ``None`` otherwise."""
+    low, high = models.config["data"]["relative_density"]
+    S = models.predict_stiffness(theta[None])[0]
+    C = rotate_stiffness(matrix_from_orthotropic9(S), frame)
+    scale = float(np.sum(target * C) / np.sum(C * C))  # least-squares factor target ~ scale C
+    if theta[0] <= low + 1e-3 and scale < 0.7:
+        return (
+            f"the target is softer than any spinodoid with rho >= {low:g}: the best design "
+            f"sits at rho = {low:g} and is {1 / scale:.1f}x too stiff (a lower base modulus, "
+            "i.e. a stiffer normalized target, is within reach)"
+        )
+    if theta[0] >= high - 1e-3 and scale > 1.3:
+        return (
+            f"the target is stiffer than any spinodoid with rho <= {high:g}: the best design "
+            f"sits at rho = {high:g} and reaches {1 / scale:.2f} of the target's stiffness"
+        )
+    return None
+
+
+def cube_rotations() -> list[np.ndarray]:
+    """The 24 proper rotations that map the coordinate axes onto themselves (up to sign)."""
+    out = []
+    for P in axis_permutations():
+        for signs in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
+            out.append(P * np.array(signs))
+    return out
+
+
+def canonical_frame(theta: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same spinodoid expressed with the frame closest to the identity.
+
+    The cone set of Eq. 2 is symmetric under axis sign flips, so ``(theta, F)`` and
+    ``(theta[pi], F G^T)`` describe the same design for every cube rotation ``G`` (``pi``: the
+    axis permutation of ``G``). Returns ``(theta' (4,), F')`` with the smallest rotation angle.
+    """
+    best = None
+    for G in cube_rotations():
+        candidate = frame @ G.T
+        angle = np.arccos(np.clip((np.trace(candidate) - 1) / 2, -1, 1))
+        if best is None or angle < best[0] - 1e-9:
+            order = np.argmax(np.abs(G), axis=1)  # row k of G picks axis pi(k)
+            best = (angle, np.concatenate([theta[:1], theta[1:][order]]), candidate)
+    return best[1], best[2]
+
+
+def _design(theta: np.ndarray, frame: np.ndarray, seed: int) -> SpinodoidDesign:
+    theta, frame = canonical_frame(theta, frame)
+    rotation = None if np.allclose(frame, np.eye(3), atol=1e-12) else frame
+    return SpinodoidDesign(
+        relative_density=float(np.clip(theta[0], 0.3, 1.0)),
+        theta=[float(round(t, 4)) for t in theta[1:]],
+        rotation=rotation,
+        seed=int(seed),
+    )
+
+
+def design_for_target(
+    models: Any,
+    target: np.ndarray,
+    settings: SpinodoidDesignSettings = SpinodoidDesignSettings(),
+    on_step: Callable[[str], None] | None = None,
+) -> tuple[list[SpinodoidCandidate], FrameFit]:
+    """The design job for one normalized target (6, 6) (module docstring).
+
+    ``models``: :class:`metainv.nn.spinodoid.SpinodoidModels`. Returns the candidates sorted by
+    FE NMSE (by f-NN NMSE without verification) and the frame fit.
+    """
+    from metainv.spinodoid.dataset import generation_parameters, label_design
+
+    report = on_step or (lambda message: logger.info(message))
+    target = np.asarray(target, dtype=float)
+    check_target(target, float(models.config["data"]["relative_density"][1]))
+    start = time.perf_counter()
+    fit = fit_orthotropic_frame(target, settings.restarts, settings.seed)
+    report(
+        f"frame fit: rotation by {fit.angle_deg:.1f} deg; non-orthotropic part "
+        f"{fit.residual_identity:.2e} -> {fit.residual:.2e} ({time.perf_counter() - start:.1f} s)"
+    )
+    ranked = _forward_candidates(models, target, fit, settings)
+    chosen = _distinct(
+        ranked, max(settings.pool, settings.top) if settings.verify else settings.top
+    )
+    report(
+        f"{len(ranked)} i-NN designs (frames x axis permutations, polished by the f-NN); best "
+        f"f-NN NMSE {ranked[0][0]:.4f}; {len(chosen)} distinct kept"
+    )
+    note = reachability_note(models, target, ranked[0][1], ranked[0][2])
+    if note:
+        report(note)
+    resolution = settings.resolution or models.resolution
+    params = generation_parameters(resolution, models.threshold)
+    rng = np.random.default_rng(settings.seed)
+    candidates = []
+    for rank, index in enumerate(chosen, start=1):
+        error, theta, frame = ranked[index]
+        S = models.predict_stiffness(theta[None])[0]
+        C_forward = rotate_stiffness(matrix_from_orthotropic9(S), frame)
+        best: tuple[float, SpinodoidDesign, np.ndarray | None] = (
+            np.inf,
+            _design(theta, frame, 0),
+            None,
+        )
+        if settings.verify:
+            for seed in rng.integers(0, 2**31 - 1, size=max(1, settings.seeds)):
+                design = _design(theta, frame, int(seed))
+                C_fe = label_design(design, params)[0]
+                value = float(nmse(target, C_fe))
+                if value < best[0]:
+                    best = (value, design, C_fe)
+            report(
+                f"candidate {rank}/{len(chosen)}: rho {theta[0]:.3f}, theta "
+                f"({', '.join(f'{t:.1f}' for t in theta[1:])}) deg: f-NN NMSE {error:.4f}, "
+                f"FE NMSE {best[0]:.4f} ({resolution}^3, best of {settings.seeds} fields)"
+            )
+        candidates.append(
+            SpinodoidCandidate(
+                design=best[1],
+                C_forward=C_forward,
+                C_fe=best[2],
+                nmse_forward=float(error),
+                nmse_fe=best[0] if settings.verify else None,
+            )
+        )
+    if settings.verify:
+        candidates.sort(key=lambda c: c.nmse_fe)
+    return candidates[: settings.top], fit
+
+
+def write_design_outputs(
+    target: np.ndarray,
+    candidates: list[SpinodoidCandidate],
+    folder: str | Path,
+    fit: FrameFit | None = None,
+    resolution: int | None = None,
+    threshold: str = "exact",
+    stl_resolution: int = 48,
+) -> dict[str, Any]:
+    """``designs.json`` (the truss schema: target, candidates with design, C_forward, C_fe,
+    nmse_forward, nmse_fe, stl, surface_png) plus, per candidate, an STL of one cell and an
+    elastic-surface comparison PNG (target vs FE, or vs f-NN without FE). Returns the JSON."""
+    from metainv.spinodoid.export import export_spinodoid
+    from metainv.viz import plot_elastic_surface
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    document: dict[str, Any] = {"target": np.asarray(target).tolist(), "candidates": []}
+    if fit is not None:
+        document["frame_fit"] = {
+            "rotation": fit.rotation.tolist(),
+            "angle_deg": fit.angle_deg,
+            "non_orthotropic_residual": fit.residual,
+            "non_orthotropic_residual_identity": fit.residual_identity,
+        }
+    if resolution is not None:
+        document["fe"] = {"resolution": resolution, "threshold": threshold}
+    for rank, candidate in enumerate(candidates, start=1):
+        stem = f"candidate_{rank:02d}"
+        with np.errstate(divide="ignore", invalid="ignore"):  # trimesh: empty islands
+            export_spinodoid(
+                candidate.design,
+                folder / f"{stem}.stl",
+                resolution=stl_resolution,
+                threshold=threshold,
+            )
+        compare = candidate.C_fe if candidate.C_fe is not None else candidate.C_forward
+        kind = "FE" if candidate.C_fe is not None else "f-NN"
+        error = candidate.nmse_fe if candidate.nmse_fe is not None else candidate.nmse_forward
+        plot_elastic_surface(
+            target,
+            folder / f"{stem}_surface.png",
+            compare=compare,
+            labels=("target", f"design {rank} ({kind})"),
+            title=f"candidate {rank}: {kind} NMSE {error:.4f}",
+        )
+        document["candidates"].append(
+            {
+                "design": design_to_dict(candidate.design),
+                "C_forward": candidate.C_forward.tolist(),
+                "C_fe": None if candidate.C_fe is None else candidate.C_fe.tolist(),
+                "nmse_forward": candidate.nmse_forward,
+                "nmse_fe": candidate.nmse_fe,
+                "stl": f"{stem}.stl",
+                "surface_png": f"{stem}_surface.png",
+            }
+        )
+    (folder / "designs.json").write_text(json.dumps(document, indent=2))
+    return document
