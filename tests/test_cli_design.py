@@ -39,6 +39,24 @@ def test_batch_mode_writes_one_design_per_row(tmp_path: Path) -> None:
     assert np.all(table.column("nmse_forward").to_numpy() < 0.2)
 
 
+def test_batch_mode_forward_polish_lowers_the_forward_error(tmp_path: Path) -> None:
+    bone3 = c21_from_matrix(load_target("bone3"))
+    rows = np.stack([bone3, 1.2 * bone3, 0.8 * bone3])
+    targets = tmp_path / "targets.csv"
+    np.savetxt(targets, rows, delimiter=",")
+    errors = {}
+    for steps in (0, 30):
+        out = tmp_path / f"polish{steps}"
+        args = ["design", str(targets), "--samples", "1", "--no-verify", "--out", str(out)]
+        result = runner.invoke(app, [*args, "--polish-steps", str(steps)])
+        assert result.exit_code == 0, result.output
+        errors[steps] = pq.read_table(out / "designs.parquet").column("nmse_forward").to_numpy()
+    assert np.all(errors[30] <= errors[0] + 1e-7) and errors[30].mean() < errors[0].mean()
+    bad_args = ["design", str(targets), "--out", str(tmp_path / "b"), "--samples", "1"]
+    bad = runner.invoke(app, [*bad_args, "--no-verify", "--polish-steps", "-2"])
+    assert bad.exit_code == 2 and "--polish-steps" in bad.output
+
+
 def test_batch_mode_requires_its_flags(tmp_path: Path) -> None:
     targets = tmp_path / "targets.csv"
     np.savetxt(targets, np.tile(c21_from_matrix(load_target("bone3")), (2, 1)), delimiter=",")

@@ -201,3 +201,31 @@ def test_inverse_model_in_material_frame_is_rotation_equivariant():
     turned = inverse.geometry(rotate_stiffness(target, R), onehot)
     torch.testing.assert_close(turned["R2"], R @ design["R2"])
     torch.testing.assert_close(turned["rho"], design["rho"])
+
+
+def test_forward_polish_lowers_every_targets_error_and_keeps_ranges():
+    from metainv.nn.design import polish_with_forward
+
+    model = small_forward()
+    truth, start = random_inputs(6, seed=1), random_inputs(6, seed=2)
+    start["onehot"] = truth["onehot"]
+    targets = model(**truth).detach()
+    before_weights = [p.detach().clone() for p in model.parameters()]
+
+    def errors(design):
+        C = model(*(design[k] for k in ("onehot", "rho", "U", "V", "R1", "R2"))).detach()
+        return (C - targets).flatten(1).pow(2).sum(-1) / targets.flatten(1).pow(2).sum(-1)
+
+    assert polish_with_forward(model, targets, start, steps=0) is start
+    polished = polish_with_forward(model, targets, start, steps=60, learning_rate=0.05)
+    assert torch.all(errors(polished) <= errors(start))
+    assert errors(polished).mean() < 0.5 * errors(start).mean()
+    assert torch.all((polished["rho"] >= 0.002) & (polished["rho"] <= 0.1))
+    assert torch.all((polished["V"] >= 0.5) & (polished["V"] <= 2.0))
+    torch.testing.assert_close(polished["onehot"], start["onehot"])
+    eye = torch.eye(3, dtype=torch.float64).expand(6, 3, 3)
+    torch.testing.assert_close(polished["R2"] @ polished["R2"].transpose(-1, -2), eye)
+    for before, after in zip(before_weights, model.parameters(), strict=True):
+        assert torch.equal(before, after) and after.requires_grad
+    with pytest.raises(ValueError, match="polish steps"):
+        polish_with_forward(model, targets, start, steps=-1)

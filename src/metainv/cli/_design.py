@@ -32,6 +32,9 @@ def design_command(
     refine: bool = typer.Option(True, "--refine/--no-refine", help="Polish by FE gradients."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Verify by FE."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws."),
+    polish_steps: int = typer.Option(
+        0, "--polish-steps", help="Batch mode: polish each design through the forward model."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print designs.json to stdout."),
 ) -> None:
     """Design lattices whose FE stiffness matches TARGET; writes OUT/designs.json and files."""
@@ -55,12 +58,15 @@ def design_command(
             raise fail(f"{name} must be >= 1, got {value}")
     if tau <= 0:
         raise fail(f"--tau must be positive, got {tau}")
+    if polish_steps < 0:
+        raise fail(f"--polish-steps must be >= 0, got {polish_steps}")
     console = Console(stderr=True)
     start = time.perf_counter()
     models = load_models(model)
     batch = read_target_table(target, unit, base_modulus)
     if batch is not None:
-        _batch_mode(models, batch, out, samples, verify, tau, seed, console, design_batch)
+        options = (samples, verify, seed, polish_steps)
+        _batch_mode(models, batch, out, options, console, design_batch)
         return
     loaded = read_target(target, unit=unit, base_modulus=base_modulus)
     settings = DesignSettings(samples=samples, tau=tau, top=top, refine=refine, seed=seed)
@@ -87,17 +93,18 @@ def design_command(
     Console().print(table)
 
 
-def _batch_mode(models, targets, out, samples, verify, tau, seed, console, design_batch) -> None:
+def _batch_mode(models, targets, out, options, console, design_batch) -> None:
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from metainv.truss.design import design_arrays
 
+    samples, verify, seed, polish_steps = options
     if samples != 1 or verify:
         raise fail("a file of many targets runs in batch mode: pass --samples 1 --no-verify")
     start = time.perf_counter()
-    designs, _, errors = design_batch(models, targets, seed=seed)
+    designs, _, errors = design_batch(models, targets, seed=seed, polish_steps=polish_steps)
     elapsed = time.perf_counter() - start
     arrays = design_arrays(designs)
     columns = {

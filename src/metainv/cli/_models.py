@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metainv.cli._app import app
-from metainv.cli._errors import handle_errors
+from metainv.cli._errors import fail, handle_errors
 
 train_app = typer.Typer(help="Train forward and inverse models.")
 evaluate_app = typer.Typer(help="Evaluate trained models against FE data.")
@@ -54,13 +54,18 @@ def evaluate_truss(
     fe_samples: int = typer.Option(300, "--fe-samples", help="Inverse designs verified by FE."),
     tau: float = typer.Option(1.0, "--tau", help="Gumbel temperature for the diversity draws."),
     lookup: Path = typer.Option(None, "--lookup", help="Data set for the lookup baseline."),
+    polish_steps: int = typer.Option(
+        0, "--polish-steps", help="Also evaluate designs polished through F (Adam steps)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """R² of forward and inverse models (by the forward model and by FE), NMSE, diversity."""
+    if polish_steps < 0:
+        raise fail(f"--polish-steps must be >= 0, got {polish_steps}")
     from metainv.nn.evaluate import EvaluationSettings
     from metainv.nn.pipeline import evaluate_job
 
-    settings = EvaluationSettings(fe_samples=fe_samples, tau=tau)
+    settings = EvaluationSettings(fe_samples=fe_samples, tau=tau, polish_steps=polish_steps)
     metrics = evaluate_job(model, data, settings, lookup)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
@@ -82,9 +87,17 @@ def evaluate_truss(
         "nmse_inverse_forward_model",
         "nmse_inverse_fe",
         "nmse_lookup_baseline",
+        "nmse_polished_forward_model",
+        "nmse_polished_fe",
     ):
         if key in metrics:
             console.print(
                 f"{key}: median {metrics[key]['median']:.4f}, p90 {metrics[key]['p90']:.4f}"
             )
     console.print(f"topology diversity (two seeds, tau={tau}): {metrics['topology_diversity']:.3f}")
+    if polish_steps:
+        console.print(
+            f"polished through F ({polish_steps} steps): R² min (F) "
+            f"{metrics['polished_r2_forward_model_min']:.4f}, "
+            f"(FE) {metrics['polished_r2_fe_min']:.4f}"
+        )
