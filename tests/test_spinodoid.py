@@ -57,7 +57,8 @@ def couplings(C: np.ndarray) -> float:
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"relative_density": 0.2}, "relative_density = 0.2 is outside [0.3, 1]"),
+        ({"relative_density": 0.1}, "relative_density = 0.1 is outside [0.15, 1]"),
+        ({"relative_density": 1.2}, "relative_density = 1.2 is outside [0.15, 1]"),
         ({"relative_density": "half"}, "relative_density must be a number"),
         ({"theta": [0, 10, 90]}, "theta[1] = 10 deg must be 0 or lie in [15, 90]"),
         ({"theta": [0, 0, 95]}, "theta[2] = 95 deg"),

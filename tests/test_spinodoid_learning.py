@@ -8,6 +8,7 @@ numbers of a particular run.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from metainv.spinodoid.dataset import (
     generation_parameters,
     sample_parameters,
 )
-from metainv.spinodoid.design import design_from_dict
+from metainv.spinodoid.design import SpinodoidDesign, design_from_dict
 from metainv.spinodoid.graded import blend_weights
 from metainv.spinodoid.inverse import (
     SpinodoidDesignSettings,
@@ -40,6 +41,7 @@ from metainv.spinodoid.inverse import (
     design_for_target,
     fit_orthotropic_frame,
     orthotropic_residual,
+    solid_connectivity,
     write_design_outputs,
 )
 from metainv.tensors import (
@@ -69,6 +71,19 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def tiny_low_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A low-density data set (rho in [0.15, 0.3], our extension) made by the CLI."""
+    folder = tmp_path_factory.mktemp("spinodoid-low") / "data"
+    result = CliRunner().invoke(
+        app,
+        ["generate", "spinodoid", "--n", "6", "--shard-size", "3", "--seed", "5",
+         "--resolution", str(RESOLUTION), "--density-range", "0.15", "0.3", "--out", str(folder)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture(scope="module")
 def tiny_model(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("spinodoid-model")
     train_job(tiny_data, folder, TINY, fe_samples=2)
@@ -89,6 +104,48 @@ def test_generated_rows_follow_the_design_space(tiny_data: Path) -> None:
     S = np.stack([table[name].to_numpy() for name in STIFFNESS_NAMES], axis=1)
     C = matrix_from_orthotropic9(S)
     assert np.all(np.linalg.eigvalsh(C) > 0)
+
+
+def test_density_range_option_is_sampled_and_recorded(tiny_low_data: Path) -> None:
+    manifest = json.loads((tiny_low_data / "dataset.json").read_text())
+    assert manifest["complete"] and manifest["params"]["relative_density"] == [0.15, 0.3]
+    assert generation_parameters(RESOLUTION)["relative_density"] == [0.3, 0.9]  # default
+    rho = read_dataset(tiny_low_data)["relative_density"].to_numpy()
+    assert len(rho) == 6 and np.all((rho >= 0.15) & (rho <= 0.3))
+    sampled = sample_parameters(2000, np.random.default_rng(0), (0.15, 0.3))
+    assert sampled["relative_density"].min() >= 0.15 and sampled["relative_density"].max() <= 0.3
+    assert sampled["relative_density"].min() < 0.16 and sampled["relative_density"].max() > 0.29
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "reason"),
+    [("0.1", "0.3", "0.15 <= low < high <= 1"), ("0.5", "0.4", "0.15 <= low < high <= 1")],
+)
+def test_density_range_option_rejects_ranges_outside_the_design_space(
+    tmp_path: Path, low: str, high: str, reason: str
+) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["generate", "spinodoid", "--n", "2", "--resolution", str(RESOLUTION),
+         "--density-range", low, high, "--out", str(tmp_path / "data")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert reason in " ".join(result.output.replace("│", " ").split())
+    assert not (tmp_path / "data" / "dataset.json").exists()
+
+
+def test_model_learns_the_density_range_of_all_its_data(
+    tiny_data: Path, tiny_low_data: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    quick = replace(TINY, forward_epochs=5, inverse_epochs=12)
+    train_job([tiny_data, tiny_low_data], folder, quick)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["net"]["density_range"] == [0.15, 0.9]
+    assert config["data"]["relative_density"] == [0.15, 0.9]
+    models = load_spinodoid_models(folder)
+    designs = models.predict_designs(np.tile(np.linspace(0.001, 0.3, 9), (5, 1)))
+    assert np.all((designs[:, 0] >= 0.15) & (designs[:, 0] <= 0.9))
 
 
 def test_sampling_law_switches_cones_off_but_never_all() -> None:
@@ -263,3 +320,39 @@ def test_canonical_frame_describes_the_same_cones() -> None:
         assert cone_set(theta, R @ G) == cone_set(theta2, frame2)
         np.testing.assert_allclose(frame2, reference, atol=1e-12)
     assert np.allclose(canonical_frame(theta, cube_rotations()[7])[1], np.eye(3))
+
+
+def test_shipped_model_designs_a_columnar_spinodoid_for_bone3_at_20_gpa(tmp_path: Path) -> None:
+    """Issue #7: bone3 at E_s = 20 GPa (C33 / E_s = 0.063) needs rho < 0.3, our low-density
+    extension; the design is columnar with its columns along the bone's stiff axis e3."""
+    out = tmp_path / "bone3"
+    result = CliRunner().invoke(
+        app,
+        ["design", "bone3", "--unit", "GPa", "--base-modulus", "20GPa", "--family", "spinodoid",
+         "--top", "1", "--out", str(out), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "designs.json").read_text())
+    (candidate,) = document["candidates"]
+    design = design_from_dict(candidate["design"])
+    assert design.relative_density < 0.3
+    off = np.flatnonzero(design.theta == 0)
+    assert len(off) == 1, design.theta  # two cones on, one off: columns
+    column = design.rotation_matrix[:, off[0]]
+    assert abs(column[2]) > 0.95  # the column axis is e3, bone3's stiff axis
+    assert candidate["nmse_fe"] < 0.1
+    assert candidate["connectivity"]["connected"]  # one network spanning the cell (48^3)
+    assert (out / candidate["stl"]).stat().st_size > 0
+    assert (out / candidate["surface_png"]).stat().st_size > 0
+
+
+def test_connectivity_tells_one_network_from_separate_pieces() -> None:
+    full = solid_connectivity(SpinodoidDesign(1.0, [0, 0, 90]), 12)
+    assert full == {"resolution": 12, "components": 1, "largest_share": 1.0,
+                    "spans": [True, True, True], "connected": True}  # fmt: skip
+    dense = solid_connectivity(SpinodoidDesign(0.5, [0, 0, 90], seed=1), 24)
+    assert dense["connected"] and dense["largest_share"] > 0.95
+    # rho = 0.15 with narrow cones: islands and bits of columns, none spanning the cell
+    sparse = solid_connectivity(SpinodoidDesign(0.15, [15, 15, 15], seed=1), 24)
+    assert not sparse["connected"] and sparse["largest_share"] < 0.5
+    assert sparse["components"] > 10

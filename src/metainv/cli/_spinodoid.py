@@ -90,6 +90,12 @@ def generate_spinodoid(
     workers: int = typer.Option(1, "--workers", help="Worker processes."),
     shard_size: int = typer.Option(100, "--shard-size", help="Rows per shard."),
     resolution: int = typer.Option(24, "--resolution", help="Voxels per cell edge of the FE."),
+    density_range: tuple[float, float] = typer.Option(
+        (0.3, 0.9),
+        "--density-range",
+        help="Relative density range LOW HIGH sampled uniformly (default: the published "
+        "0.3 0.9; at least 0.15, our low-density extension).",
+    ),
     backend: str = typer.Option("local", "--backend", help="local | dask"),
     scheduler: str = typer.Option(
         None, "--scheduler", help="Dask scheduler address (default: a LocalCluster)."
@@ -102,11 +108,16 @@ def generate_spinodoid(
     """
     from metainv.cli._data import _generate
     from metainv.data import GenerationSpec
+    from metainv.errors import DesignError
     from metainv.spinodoid.dataset import generation_parameters
 
     if resolution < 4:
         raise typer.BadParameter(f"--resolution must be >= 4, got {resolution}")
-    spec = GenerationSpec("spinodoid", n, shard_size, seed, generation_parameters(resolution))
+    try:
+        params = generation_parameters(resolution, density_range=density_range)
+    except DesignError as error:
+        raise typer.BadParameter(f"--density-range: {error}") from None
+    spec = GenerationSpec("spinodoid", n, shard_size, seed, params)
     _generate(spec, out, workers, backend, scheduler)
 
 
@@ -208,7 +219,8 @@ def design_spinodoid(
     as_json: bool,
 ) -> None:
     """``metainv design TARGET --family spinodoid``: i-NN designs in the fitted orthotropic
-    frame, polished by the f-NN and verified by voxel FE; OUT/designs.json, STL and PNG."""
+    frame, polished by the f-NN and verified by voxel FE, connected networks ranked first;
+    OUT/designs.json, STL and PNG."""
     import json
     import time
 
@@ -244,7 +256,7 @@ def design_spinodoid(
     table = Table(
         title=f"spinodoid designs for {loaded.name} ({elapsed:.1f} s) -> {out}/designs.json"
     )
-    for column in ("#", "rho", "theta (deg)", "rotation (deg)", "NMSE f-NN", "NMSE FE"):
+    for column in ("#", "rho", "theta (deg)", "rotation (deg)", "NMSE f-NN", "NMSE FE", "network"):
         table.add_column(column, justify="right")
     for rank, candidate in enumerate(candidates, start=1):
         design = candidate.design
@@ -256,6 +268,9 @@ def design_spinodoid(
             f"{angle:.1f}",
             f"{candidate.nmse_forward:.4f}",
             "-" if candidate.nmse_fe is None else f"{candidate.nmse_fe:.4f}",
+            "-"
+            if candidate.connectivity is None
+            else ("connected" if candidate.connectivity["connected"] else "[yellow]pieces[/]"),
         )
     Console().print(table)
 

@@ -13,12 +13,15 @@ r"""Forward (f-NN) and inverse (i-NN) networks for spinodoids (Kumar et al. 2020
   min-max scaled to [-1, 1] per component (:class:`metainv.nn.layers.MinMaxScaler`), so every
   constant weighs the same.
 
-The i-NN's output layer is bounded: ``rho = lo + (hi - lo) sigmoid(.)`` within the data's density
-range and ``theta_j = 90 sigmoid(.)`` deg. Angles are then snapped to the design space
-(spec: below 7.5 deg to 0, from 7.5 to 15 deg to 15, see :func:`snap_angles`). During training
-the snap is applied in the forward pass with a straight-through gradient (``snap_in_training``),
-so the reconstruction loss is always evaluated at a realizable design: the f-NN never saw angles
-in (0, 15) deg and would otherwise be queried where it has no data.
+The i-NN's output layer is bounded: ``rho = lo + (hi - lo) sigmoid(.)`` within the data's
+density range (``SpinodoidNetConfig.density_range``; ``None``, the default, takes the smallest
+interval that holds the ``relative_density`` ranges of all training data sets, e.g. [0.15, 0.9]
+for the published range plus the low-density extension) and ``theta_j = 90 sigmoid(.)`` deg.
+Angles are then snapped to the design space (spec: below 7.5 deg to 0, from 7.5 to 15 deg to 15,
+see :func:`snap_angles`). During training the snap is applied in the forward pass with a
+straight-through gradient (``snap_in_training``), so the reconstruction loss is always evaluated
+at a realizable design: the f-NN never saw angles in (0, 15) deg and would otherwise be queried
+where it has no data.
 
 Artifacts (:func:`save_spinodoid_models`): ``model.safetensors`` (``forward.*``, ``inverse.*``
 state_dict incl. scaler buffers), ``config.json``, ``manifest.json`` (data checksum, seed, code
@@ -105,7 +108,8 @@ class SpinodoidNetConfig:
     forward_hidden: tuple[int, ...] = (128, 128, 64, 64, 32, 32)
     inverse_hidden: tuple[int, ...] = (100, 100, 100, 100, 100, 100)
     negative_slope: float = 0.01
-    density_range: tuple[float, float] = (0.3, 0.9)
+    #: Bounds of the i-NN's relative density; ``None``: the training data's range.
+    density_range: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,6 +146,8 @@ class SpinodoidInverse(nn.Module):
         super().__init__()
         self.stiffness_scaler = MinMaxScaler(9)
         self.net = mlp((9, *config.inverse_hidden, 4), config.negative_slope)
+        if config.density_range is None:
+            raise MetainvError("the i-NN needs a density range (resolved from the data)")
         low, high = config.density_range
         self.register_buffer("low", torch.tensor([low, 0.0, 0.0, 0.0], dtype=torch.float64))
         self.register_buffer(
@@ -441,6 +447,7 @@ def train_spinodoid_models(
     on_epoch: EpochCallback | None = None,
 ) -> TrainedSpinodoid:
     """f-NN, then i-NN through the frozen f-NN, on a random train / validation split."""
+    config = resolve_density_range(config, data)
     train_index, validation_index = split_indices(
         len(data.theta), config.validation_fraction, config.seed
     )
@@ -653,7 +660,11 @@ def load_train_config(path: Path | None) -> SpinodoidTrainConfig:
 
 
 def concatenate_data(sets: list[SpinodoidData]) -> SpinodoidData:
-    """Rows of several data sets generated with the same geometry and FE settings."""
+    """Rows of several data sets generated with the same geometry and FE settings.
+
+    The relative-density ranges may differ (e.g. the published 0.3-0.9 and the low-density
+    extension 0.15-0.3); the result's manifest records the smallest interval holding them all.
+    """
     keys = ("resolution", "threshold", "kind", "n_waves", "beta", "boundary")
     first = sets[0].manifest["params"]
     for other in sets[1:]:
@@ -663,12 +674,29 @@ def concatenate_data(sets: list[SpinodoidData]) -> SpinodoidData:
                     f"data sets {sets[0].folder} and {other.folder} differ in {key} "
                     f"({first.get(key)!r} vs {other.manifest['params'].get(key)!r})"
                 )
+    ranges = np.array([s.manifest["params"]["relative_density"] for s in sets], dtype=float)
+    manifest = dict(sets[0].manifest)
+    manifest["params"] = {
+        **first,
+        "relative_density": [float(ranges[:, 0].min()), float(ranges[:, 1].max())],
+    }
     return replace(
         sets[0],
+        manifest=manifest,
         theta=np.concatenate([s.theta for s in sets]),
         stiffness=np.concatenate([s.stiffness for s in sets]),
         seed=np.concatenate([s.seed for s in sets]),
     )
+
+
+def resolve_density_range(
+    config: SpinodoidTrainConfig, data: SpinodoidData
+) -> SpinodoidTrainConfig:
+    """``config`` with ``net.density_range`` set to the data's range when it is ``None``."""
+    if config.net.density_range is not None:
+        return config
+    low, high = (float(v) for v in data.manifest["params"]["relative_density"])
+    return replace(config, net=replace(config.net, density_range=(low, high)))
 
 
 def train_job(
@@ -689,6 +717,7 @@ def train_job(
     out = Path(out)
     start = time.perf_counter()
     data = concatenate_data([load_spinodoid_data(folder) for folder in folders])
+    config = resolve_density_range(config, data)
     torch.set_num_threads(1)
     trained = train_spinodoid_models(data, config, on_epoch)
     training_seconds = round(time.perf_counter() - start, 1)

@@ -6,12 +6,15 @@ the field realization ``seed``, the measured voxel density, the 9 orthotropic co
 target of the f-NN, paper Eq. 6), and all 21 constants (to check how orthotropic the
 realization is). Solid networks only (paper Eq. 3), affine boundary conditions, voids removed.
 
-Sampling law (documented in the manifest): ``rho ~ U[0.3, 0.9]`` (the published data set's
-range, spec ``spinodoid.md``); each cone angle is 0 (cone off) with probability
-``theta_zero_probability`` and otherwise ``U[15, 90]`` deg (paper Eq. 2), redrawn when all
-three are 0. The level is the ``"exact"`` sample quantile (``metainv.spinodoid.field``), which
-halves the realization scatter of C against the ensemble level of Eq. 3 by removing the
-density scatter (measured: README, "Spinodoid inverse design").
+Sampling law (documented in the manifest): ``rho ~ U[low, high]`` with ``(low, high)`` the
+manifest's ``relative_density`` (default ``DATA_DENSITY_RANGE = (0.3, 0.9)``, the published data
+set's range, spec ``spinodoid.md``; ``metainv generate spinodoid --density-range LOW HIGH``
+chooses another, e.g. 0.15 0.3 for the low-density extension below the paper's range, within
+``RELATIVE_DENSITY_RANGE`` of ``metainv.spinodoid.design``); each cone angle is 0 (cone off)
+with probability ``theta_zero_probability`` and otherwise ``U[15, 90]`` deg (paper Eq. 2),
+redrawn when all three are 0. The level is the ``"exact"`` sample quantile
+(``metainv.spinodoid.field``), which halves the realization scatter of C against the ensemble
+level of Eq. 3 by removing the density scatter (measured: README, "Spinodoid inverse design").
 
 The voxel resolution is a generation parameter (24^3 by default, chosen for the CPU budget:
 about 0.45 s per design on one core). FE verification of designs must use the same resolution
@@ -22,12 +25,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from metainv.spinodoid.design import THETA_MAX_DEG, THETA_MIN_DEG, SpinodoidDesign
+from metainv.errors import DesignError
+from metainv.spinodoid.design import (
+    RELATIVE_DENSITY_RANGE,
+    THETA_MAX_DEG,
+    THETA_MIN_DEG,
+    SpinodoidDesign,
+)
 from metainv.spinodoid.field import BETA, N_WAVES
 from metainv.spinodoid.homogenize import homogenize_spinodoid
 from metainv.tensors import c21_from_matrix, orthotropic9_from_matrix
@@ -40,7 +49,7 @@ SCHEMA_VERSION = 1
 DATA_RESOLUTION = 24
 #: Level rule of the data (``metainv.spinodoid.field.THRESHOLDS``).
 DATA_THRESHOLD = "exact"
-#: Range of relative densities sampled (published data set, spec spinodoid.md).
+#: Default range of relative densities sampled (published data set, spec spinodoid.md).
 DATA_DENSITY_RANGE = (0.3, 0.9)
 #: Probability that a cone angle is 0 (cone switched off).
 THETA_ZERO_PROBABILITY = 1.0 / 3.0
@@ -66,14 +75,31 @@ def column_names() -> list[str]:
     ]
 
 
+def check_density_range(density_range: Sequence[float]) -> tuple[float, float]:
+    """``(low, high)`` as floats; raises ``DesignError`` unless it is an interval inside
+    ``RELATIVE_DENSITY_RANGE`` with ``low < high``."""
+    if len(density_range) != 2:
+        raise DesignError(f"density range must be (low, high), got {density_range!r}")
+    low, high = (float(v) for v in density_range)
+    lowest, highest = RELATIVE_DENSITY_RANGE
+    if not (lowest <= low < high <= highest):
+        raise DesignError(
+            f"density range [{low:g}, {high:g}] must satisfy "
+            f"{lowest:g} <= low < high <= {highest:g}"
+        )
+    return low, high
+
+
 def generation_parameters(
-    resolution: int = DATA_RESOLUTION, threshold: str = DATA_THRESHOLD
+    resolution: int = DATA_RESOLUTION,
+    threshold: str = DATA_THRESHOLD,
+    density_range: Sequence[float] = DATA_DENSITY_RANGE,
 ) -> dict[str, Any]:
     """Ranges, geometry and FE settings of spinodoid data sets (stored in the manifest)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "solid",
-        "relative_density": list(DATA_DENSITY_RANGE),
+        "relative_density": list(check_density_range(density_range)),
         "theta_range_deg": [THETA_MIN_DEG, THETA_MAX_DEG],
         "theta_zero_probability": THETA_ZERO_PROBABILITY,
         "theta_law": "each angle 0 with theta_zero_probability, else U[15, 90]; not all 0",
@@ -87,12 +113,16 @@ def generation_parameters(
     }
 
 
-def sample_parameters(rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def sample_parameters(
+    rows: int,
+    rng: np.random.Generator,
+    density_range: Sequence[float] = DATA_DENSITY_RANGE,
+) -> dict[str, np.ndarray]:
     """``rows`` design parameter sets from the sampling law of the module docstring.
 
     Returns ``relative_density`` (rows,), ``theta`` (rows, 3) in degrees, ``seed`` (rows,).
     """
-    low, high = DATA_DENSITY_RANGE
+    low, high = check_density_range(density_range)
     rho = rng.uniform(low, high, size=rows)
     theta = rng.uniform(THETA_MIN_DEG, THETA_MAX_DEG, size=(rows, 3))
     off = rng.random(size=(rows, 3)) < THETA_ZERO_PROBABILITY
@@ -126,7 +156,7 @@ def label_design(
 
 def generate_shard(rows: int, rng: np.random.Generator, params: Mapping) -> dict[str, np.ndarray]:
     """Columns of one shard: ``rows`` designs sampled from ``rng`` and their FE labels."""
-    sampled = sample_parameters(rows, rng)
+    sampled = sample_parameters(rows, rng, params.get("relative_density", DATA_DENSITY_RANGE))
     C = np.empty((rows, 6, 6))
     measured = np.empty(rows)
     seconds = np.empty(rows)

@@ -18,7 +18,10 @@ the same way). The job for a normalized target ``C_t`` (6, 6):
 3. rank by the f-NN NMSE of the full 6x6 target, keep the ``pool`` best distinct designs;
 4. FE-verify each at the model's data resolution and level rule with ``seeds`` field
    realizations, keeping the best realization (the design file records its seed, so the
-   part made from it is that realization), and sort by FE NMSE.
+   part made from it is that realization), and sort by FE NMSE, designs whose solid is one
+   connected network spanning the cell (:func:`solid_connectivity`, at the STL's 48^3) first:
+   below rho of about 0.25 (our low-density extension) a spinodoid can fall apart into
+   separate columns or islands whose FE stiffness comes from the boundary conditions alone.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 import torch
 
 from metainv.errors import MetainvError
-from metainv.spinodoid.design import SpinodoidDesign, design_to_dict
+from metainv.spinodoid.design import RELATIVE_DENSITY_RANGE, SpinodoidDesign, design_to_dict
 from metainv.tensors import (
     check_stiffness,
     isotropic_stiffness,
@@ -48,6 +51,8 @@ from metainv.tensors import (
 
 logger = logging.getLogger(__name__)
 
+#: Voxels per cell edge of the STL written for each design (and of its connectivity check).
+STL_RESOLUTION = 48
 #: Entries of a Voigt matrix that vanish for an orthotropic material in its own frame.
 _NON_ORTHOTROPIC = np.ones((6, 6), dtype=bool)
 _NON_ORTHOTROPIC[:3, :3] = False
@@ -84,13 +89,15 @@ class FrameFit:
 
 @dataclass(frozen=True)
 class SpinodoidCandidate:
-    """One design with its f-NN and FE stiffness (6, 6) and NMSEs against the target."""
+    """One design with its f-NN and FE stiffness (6, 6), NMSEs against the target and the
+    :func:`solid_connectivity` of its part (``None`` when not computed)."""
 
     design: SpinodoidDesign
     C_forward: np.ndarray
     C_fe: np.ndarray | None
     nmse_forward: float
     nmse_fe: float | None
+    connectivity: dict[str, Any] | None = None
 
 
 def orthotropic_residual(C: np.ndarray) -> float:
@@ -314,7 +321,7 @@ def _design(theta: np.ndarray, frame: np.ndarray, seed: int) -> SpinodoidDesign:
     theta, frame = canonical_frame(theta, frame)
     rotation = None if np.allclose(frame, np.eye(3), atol=1e-12) else frame
     return SpinodoidDesign(
-        relative_density=float(np.clip(theta[0], 0.3, 1.0)),
+        relative_density=float(np.clip(theta[0], *RELATIVE_DENSITY_RANGE)),
         theta=[float(round(t, 4)) for t in theta[1:]],
         rotation=rotation,
         seed=int(seed),
@@ -330,7 +337,7 @@ def design_for_target(
     """The design job for one normalized target (6, 6) (module docstring).
 
     ``models``: :class:`metainv.nn.spinodoid.SpinodoidModels`. Returns the candidates sorted by
-    FE NMSE (by f-NN NMSE without verification) and the frame fit.
+    FE NMSE (by f-NN NMSE without verification), connected designs first, and the frame fit.
     """
     from metainv.spinodoid.dataset import generation_parameters, label_design
 
@@ -379,6 +386,13 @@ def design_for_target(
                 f"({', '.join(f'{t:.1f}' for t in theta[1:])}) deg: f-NN NMSE {error:.4f}, "
                 f"FE NMSE {best[0]:.4f} ({resolution}^3, best of {settings.seeds} fields)"
             )
+        connectivity = solid_connectivity(best[1], STL_RESOLUTION, models.threshold)
+        if not connectivity["connected"]:
+            report(
+                f"candidate {rank}/{len(chosen)} is not one connected network at "
+                f"{STL_RESOLUTION}^3 (largest component {connectivity['largest_share']:.0%} of "
+                "the solid): ranked after the connected ones"
+            )
         candidates.append(
             SpinodoidCandidate(
                 design=best[1],
@@ -386,11 +400,49 @@ def design_for_target(
                 C_fe=best[2],
                 nmse_forward=float(error),
                 nmse_fe=best[0] if settings.verify else None,
+                connectivity=connectivity,
             )
         )
-    if settings.verify:
-        candidates.sort(key=lambda c: c.nmse_fe)
+    score = (lambda c: c.nmse_fe) if settings.verify else (lambda c: c.nmse_forward)
+    candidates.sort(key=lambda c: (not c.connectivity["connected"], score(c)))
     return candidates[: settings.top], fit
+
+
+def solid_connectivity(
+    design: SpinodoidDesign, resolution: int = 48, threshold: str = "exact"
+) -> dict[str, Any]:
+    """Connectivity of the design's solid at ``resolution``^3 (the STL's grid by default).
+
+    Face-connected components of the solid voxels: their number, the largest one's share of the
+    solid, and whether it spans the cell along each axis (touches both opposite faces, so it
+    percolates). ``connected`` is true when the largest component spans all three axes and holds
+    at least half of the solid. Low-density spinodoids (rho below about 0.25, our extension) can
+    break into separate columns or islands that the affine boundary conditions of the FE still
+    hold, so their FE stiffness is then not that of one printable network: check this flag.
+    """
+    from scipy import ndimage
+
+    from metainv.spinodoid.field import solid_mask
+
+    solid = solid_mask(design, resolution, threshold=threshold)
+    labels, count = ndimage.label(solid)
+    sizes = np.bincount(labels.ravel())[1:]
+    if count == 0:
+        return {"resolution": resolution, "components": 0, "largest_share": 0.0,
+                "spans": [False] * 3, "connected": False}  # fmt: skip
+    largest = labels == int(np.argmax(sizes)) + 1
+    spans = [
+        bool(largest.take(0, axis=axis).any() and largest.take(-1, axis=axis).any())
+        for axis in range(3)
+    ]
+    share = float(sizes.max() / sizes.sum())
+    return {
+        "resolution": int(resolution),
+        "components": int(count),
+        "largest_share": share,
+        "spans": spans,
+        "connected": bool(all(spans) and share >= 0.5),
+    }
 
 
 def write_design_outputs(
@@ -400,10 +452,11 @@ def write_design_outputs(
     fit: FrameFit | None = None,
     resolution: int | None = None,
     threshold: str = "exact",
-    stl_resolution: int = 48,
+    stl_resolution: int = STL_RESOLUTION,
 ) -> dict[str, Any]:
     """``designs.json`` (the truss schema: target, candidates with design, C_forward, C_fe,
-    nmse_forward, nmse_fe, stl, surface_png) plus, per candidate, an STL of one cell and an
+    nmse_forward, nmse_fe, stl, surface_png, plus :func:`solid_connectivity` at the STL's
+    resolution as ``connectivity``) plus, per candidate, an STL of one cell and an
     elastic-surface comparison PNG (target vs FE, or vs f-NN without FE). Returns the JSON."""
     from metainv.spinodoid.export import export_spinodoid
     from metainv.viz import plot_elastic_surface
@@ -448,6 +501,10 @@ def write_design_outputs(
                 "nmse_fe": candidate.nmse_fe,
                 "stl": f"{stem}.stl",
                 "surface_png": f"{stem}_surface.png",
+                "connectivity": candidate.connectivity
+                if candidate.connectivity is not None
+                and candidate.connectivity["resolution"] == stl_resolution
+                else solid_connectivity(candidate.design, stl_resolution, threshold),
             }
         )
     (folder / "designs.json").write_text(json.dumps(document, indent=2))

@@ -26,8 +26,9 @@ sensitivities) and shipped as JSON in ``metainv/topopt/data/<law>.json``;
     Isotropic solid spinodoid (Kumar et al. 2020, cone angles ``(0, 0, 90)`` deg, the whole
     sphere of wave directions), voxelized at the exact density (sample quantile) and homogenized
     with affine boundary conditions (:func:`metainv.spinodoid.homogenize_spinodoid`) for a few
-    field realizations, over the paper's range ``rho in [0.3, 1]``
-    (:data:`metainv.spinodoid.design.RELATIVE_DENSITY_RANGE`). The stiffness of each
+    field realizations, over the paper's range ``rho in [0.3, 1]`` (designs are valid down to
+    0.15, :data:`metainv.spinodoid.design.RELATIVE_DENSITY_RANGE`, but below about 0.25 the
+    isotropic solid often falls apart into islands, so the law keeps 0.3). The stiffness of each
     realization is projected on the isotropic tensors (bulk modulus ``k`` and shear modulus
     ``mu``, the Voigt average of the 6x6), averaged over realizations, and fitted by
     ``c(rho) = sum_{k=0}^{3} alpha_k rho^k`` including the solid point ``rho = 1``. The law's
