@@ -345,3 +345,16 @@ def test_base_modulus_with_unknown_unit() -> None:
 def test_base_modulus_in_normalized_unit_is_refused() -> None:
     with raises("a base modulus needs a physical unit"):
         load_target("bone3", base_modulus="1normalized")
+
+
+def test_reachability_check_names_the_family_and_the_nearest_scale():
+    from metainv.errors import MetainvError
+    from metainv.targets import check_reachable_target
+    from metainv.tensors import isotropic_stiffness
+
+    solid = isotropic_stiffness(1.0, 0.3)
+    check_reachable_target(0.09 * solid, 0.1)  # within rho_max C_s
+    with pytest.raises(MetainvError, match=r"spinodoid .* divided by at least 2\.50"):
+        check_reachable_target(0.25 * solid, 0.1, "spinodoid")
+    with pytest.raises(MetainvError, match="not an admissible stiffness"):
+        check_reachable_target(-0.01 * solid, 0.1)

@@ -418,3 +418,35 @@ def read_target_table(
             / modulus_in_pascal(base_modulus, default_unit=effective_unit)
         )
     return matrix_from_c21(values)
+
+
+def check_reachable_target(
+    target: np.ndarray, max_relative_density: float, family: str = "lattice"
+) -> None:
+    r"""Admissibility and reachability of a normalized target (6, 6); raises with what to do.
+
+    A material of relative density ``rho`` made of an isotropic solid (``E_s = 1``,
+    ``nu_s = 0.3``) is bounded by Voigt, ``C <= rho C_s`` in the sense of quadratic forms. The
+    target is reachable only if ``lambda_max(bound^-1 C_t) <= 1`` with
+    ``bound = rho_max C_s``; otherwise the message gives that factor, the nearest achievable
+    scale of the target.
+
+    Raises:
+        MetainvError: not admissible (the failures of :func:`metainv.tensors.check_stiffness`),
+            or stiffer than any ``family`` of density ``<= max_relative_density``.
+    """
+    from metainv.errors import MetainvError
+    from metainv.tensors import check_stiffness, isotropic_stiffness
+
+    report = check_stiffness(target)
+    if not report.admissible:
+        raise MetainvError("target is not an admissible stiffness: " + "; ".join(report.failures))
+    bound = max_relative_density * isotropic_stiffness(1.0, 0.3)
+    ratio = float(np.max(np.linalg.eigvals(np.linalg.solve(bound, target)).real))
+    if ratio > 1.0:
+        raise MetainvError(
+            f"target is stiffer than any {family} of relative density <= {max_relative_density} "
+            f"can be (it exceeds the Voigt bound rho*C_solid by a factor {ratio:.2f}); the "
+            f"nearest achievable scale is the target divided by at least {ratio:.2f}, "
+            "e.g. a stiffer base material (--base-modulus) or a softer target"
+        )

@@ -28,9 +28,8 @@ from metainv.errors import MetainvError
 from metainv.nn.artifacts import TrussModels
 from metainv.nn.decode import designs_from_outputs, forward_inputs
 from metainv.nn.models import design_stiffness
+from metainv.targets import check_reachable_target
 from metainv.tensors import (
-    check_stiffness,
-    isotropic_stiffness,
     nmse,
     rotation_from_6d,
     sixd_from_rotation,
@@ -72,18 +71,7 @@ class Candidate:
 
 def check_target(target: np.ndarray, max_relative_density: float) -> None:
     """Admissibility and reachability of a normalized target (raises with a clear message)."""
-    report = check_stiffness(target)
-    if not report.admissible:
-        raise MetainvError("target is not an admissible stiffness: " + "; ".join(report.failures))
-    bound = max_relative_density * isotropic_stiffness(1.0, 0.3)
-    ratio = float(np.max(np.linalg.eigvals(np.linalg.solve(bound, target)).real))
-    if ratio > 1.0:
-        raise MetainvError(
-            f"target is stiffer than any lattice of relative density <= {max_relative_density} "
-            f"can be (it exceeds the Voigt bound rho*C_solid by a factor {ratio:.2f}); the "
-            f"nearest achievable scale is the target divided by at least {ratio:.2f}, "
-            "e.g. a stiffer base material (--base-modulus) or a softer target"
-        )
+    check_reachable_target(target, max_relative_density, "lattice")
 
 
 def draw_candidates(

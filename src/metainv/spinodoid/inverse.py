@@ -38,11 +38,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from metainv.errors import MetainvError
 from metainv.spinodoid.design import RELATIVE_DENSITY_RANGE, SpinodoidDesign, design_to_dict
+from metainv.targets import check_reachable_target
 from metainv.tensors import (
-    check_stiffness,
-    isotropic_stiffness,
     matrix_from_orthotropic9,
     nmse,
     orthotropic9_from_matrix,
@@ -154,18 +152,8 @@ def axis_permutations() -> list[np.ndarray]:
 
 
 def check_target(target: np.ndarray, max_relative_density: float) -> None:
-    """Admissibility and reachability (Voigt bound) of a normalized target."""
-    report = check_stiffness(target)
-    if not report.admissible:
-        raise MetainvError("target is not an admissible stiffness: " + "; ".join(report.failures))
-    bound = max_relative_density * isotropic_stiffness(1.0, 0.3)
-    ratio = float(np.max(np.linalg.eigvals(np.linalg.solve(bound, target)).real))
-    if ratio > 1.0:
-        raise MetainvError(
-            f"target is stiffer than any spinodoid of relative density <= "
-            f"{max_relative_density} can be (it exceeds the Voigt bound rho*C_solid by a factor "
-            f"{ratio:.2f}); use a stiffer base material (--base-modulus) or a softer target"
-        )
+    """Admissibility and reachability of a normalized target (raises with a clear message)."""
+    check_reachable_target(target, max_relative_density, "spinodoid")
 
 
 def _logit(p: torch.Tensor) -> torch.Tensor:
