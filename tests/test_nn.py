@@ -159,6 +159,45 @@ def test_tiny_end_to_end_training_lowers_the_loss(tiny_dataset, tmp_path):
         torch.testing.assert_close(a, b)
 
 
+def test_geometry_refit_keeps_the_topology_head_and_resumes_a_finished_run(tiny_dataset, tmp_path):
+    from dataclasses import replace
+
+    from metainv.nn.data import load_truss_tensors
+    from metainv.nn.train import TrainConfig, component_loss, train_truss_models
+
+    config = TrainConfig(
+        batch_size=64,
+        forward_epochs=2,
+        inverse_epochs=2,
+        early_stopping_patience=50,
+        forward=ForwardConfig(stage1_hidden=(16,), stage2_hidden=(16,)),
+        inverse=InverseConfig(topology_hidden=(16,), geometry_hidden=(16,)),
+    )
+    data = load_truss_tensors(tiny_dataset)
+    first = train_truss_models(data, config, tmp_path)
+    assert "G2-refit" not in first.histories
+    refit = train_truss_models(data, replace(config, inverse_refit_epochs=3), tmp_path)
+    assert len(refit.histories["G2-refit"]) == 3
+    assert len(refit.histories["G"]) == 2  # the finished G stage was resumed, not redone
+    for a, b in zip(first.inverse.g1.parameters(), refit.inverse.g1.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+        assert b.requires_grad
+    changed = [
+        not torch.equal(a, b)
+        for a, b in zip(first.inverse.g2.parameters(), refit.inverse.g2.parameters(), strict=True)
+    ]
+    assert any(changed)
+    # the component loss is the mean 1 - R^2 over the 21 constants
+    target = torch.randn(50, 21)
+    predicted = target + 0.3 * torch.randn(50, 21)
+    variance = target.var(0, unbiased=False)
+    from metainv.tensors import matrix_from_c21
+
+    loss = component_loss(matrix_from_c21(target), matrix_from_c21(predicted), variance)
+    r2 = 1 - (predicted - target).pow(2).mean(0) / variance
+    torch.testing.assert_close(loss, (1 - r2).mean())
+
+
 def test_second_stage_is_exactly_equivariant_under_axis_relabelling_and_reversal():
     """F2 sorts V, so relabelling the axes (and reversing them: a symmetry of diag(V)) turns
     its output like its input, whatever the weights."""
