@@ -115,9 +115,7 @@ def distinct_designs(designs: list[TrussDesign], top: int, min_distance: float =
 
 
 def _logit(value: np.ndarray, bounds: tuple[float, float]) -> torch.Tensor:
-    low, high = bounds
-    unit = np.clip((np.asarray(value, dtype=float) - low) / (high - low), 1e-4, 1 - 1e-4)
-    return torch.tensor(np.log(unit / (1 - unit)), dtype=torch.float64)
+    return _unit_logit(torch.as_tensor(np.asarray(value, dtype=float)), bounds)
 
 
 def _bounded(raw: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
