@@ -57,6 +57,24 @@ def test_batch_mode_forward_polish_lowers_the_forward_error(tmp_path: Path) -> N
     assert bad.exit_code == 2 and "--polish-steps" in bad.output
 
 
+def test_batch_mode_library_candidates_never_raise_the_forward_error(tmp_path: Path) -> None:
+    bone3 = c21_from_matrix(load_target("bone3"))
+    rows = np.stack([bone3, 1.5 * bone3, 0.6 * bone3])
+    targets = tmp_path / "targets.csv"
+    np.savetxt(targets, rows, delimiter=",")
+    errors = {}
+    for neighbours in (0, 4):
+        out = tmp_path / f"library{neighbours}"
+        args = ["design", str(targets), "--samples", "1", "--no-verify", "--out", str(out)]
+        result = runner.invoke(app, [*args, "--library-neighbours", str(neighbours)])
+        assert result.exit_code == 0, result.output
+        errors[neighbours] = pq.read_table(out / "designs.parquet").column("nmse_forward")
+    assert np.all(errors[4].to_numpy() <= errors[0].to_numpy() + 1e-7)
+    bad_args = ["design", str(targets), "--out", str(tmp_path / "b"), "--samples", "1"]
+    bad = runner.invoke(app, [*bad_args, "--no-verify", "--library-neighbours", "-1"])
+    assert bad.exit_code == 2 and "--library-neighbours" in bad.output
+
+
 def test_batch_mode_requires_its_flags(tmp_path: Path) -> None:
     targets = tmp_path / "targets.csv"
     np.savetxt(targets, np.tile(c21_from_matrix(load_target("bone3")), (2, 1)), delimiter=",")

@@ -268,3 +268,43 @@ def test_forward_polish_lowers_every_targets_error_and_keeps_ranges():
         assert torch.equal(before, after) and after.requires_grad
     with pytest.raises(ValueError, match="polish steps"):
         polish_with_forward(model, targets, start, steps=-1)
+
+
+def test_train_job_stores_a_library_that_evaluate_and_design_use(tiny_dataset, tmp_path):
+    import json
+    from dataclasses import replace
+
+    from metainv.nn.artifacts import load_models
+    from metainv.nn.design import design_batch
+    from metainv.nn.evaluate import EvaluationSettings
+    from metainv.nn.library import LIBRARY
+    from metainv.nn.pipeline import evaluate_job, train_job
+    from metainv.nn.train import TrainConfig
+
+    config = TrainConfig(
+        batch_size=64,
+        forward_epochs=2,
+        inverse_epochs=2,
+        library_rows=120,
+        forward=ForwardConfig(stage1_hidden=(16,), stage2_hidden=(16,)),
+        inverse=InverseConfig(topology_hidden=(16,), geometry_hidden=(16,)),
+    )
+    out = tmp_path / "model"
+    metrics = train_job(tiny_dataset, out, config)
+    assert metrics["library_rows"] == 120
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["library"]["rows"] == 120 and (out / LIBRARY).exists()
+    models = load_models(out)
+    assert len(models.library) == 120
+    settings = EvaluationSettings(fe_samples=4, polish_steps=2, library_neighbours=2)
+    evaluated = evaluate_job(out, tiny_dataset, settings)
+    for key in ("pipeline_r2_forward_model", "pipeline_r2_fe", "rotated_lookup_r2_fe"):
+        assert np.isfinite(list(evaluated[key].values())).all()
+    assert 0.0 <= evaluated["pipeline_library_share"] <= 1.0
+    targets = np.stack([np.eye(6) * 1e-3, np.eye(6) * 2e-3])
+    _, _, alone = design_batch(models, targets)
+    _, _, with_library = design_batch(models, targets, library_neighbours=3)
+    assert np.all(with_library <= alone + 1e-7)
+    # a run without a library removes the stale file (all stages resume from checkpoints)
+    train_job(tiny_dataset, out, replace(config, library_rows=0))
+    assert not (out / LIBRARY).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -35,6 +36,12 @@ def design_command(
     polish_steps: int = typer.Option(
         0, "--polish-steps", help="Batch mode: polish each design through the forward model."
     ),
+    library_neighbours: int = typer.Option(
+        None,
+        "--library-neighbours",
+        help="Nearest designs of the model's rotation-aware library added as candidates per "
+        "target (default 64 for one target, 0 in batch mode; 0 turns the library off).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print designs.json to stdout."),
 ) -> None:
     """Design lattices whose FE stiffness matches TARGET; writes OUT/designs.json and files."""
@@ -60,16 +67,20 @@ def design_command(
         raise fail(f"--tau must be positive, got {tau}")
     if polish_steps < 0:
         raise fail(f"--polish-steps must be >= 0, got {polish_steps}")
+    if library_neighbours is not None and library_neighbours < 0:
+        raise fail(f"--library-neighbours must be >= 0, got {library_neighbours}")
     console = Console(stderr=True)
     start = time.perf_counter()
     models = load_models(model)
     batch = read_target_table(target, unit, base_modulus)
     if batch is not None:
-        options = (samples, verify, seed, polish_steps)
+        options = (samples, verify, seed, polish_steps, library_neighbours or 0)
         _batch_mode(models, batch, out, options, console, design_batch)
         return
     loaded = read_target(target, unit=unit, base_modulus=base_modulus)
     settings = DesignSettings(samples=samples, tau=tau, top=top, refine=refine, seed=seed)
+    if library_neighbours is not None:
+        settings = replace(settings, library_neighbours=library_neighbours)
     candidates = design_for_target(
         models, loaded.stiffness, settings, on_step=lambda m: console.print(f"  {m}")
     )
@@ -100,11 +111,17 @@ def _batch_mode(models, targets, out, options, console, design_batch) -> None:
 
     from metainv.truss.design import design_arrays
 
-    samples, verify, seed, polish_steps = options
+    samples, verify, seed, polish_steps, library_neighbours = options
     if samples != 1 or verify:
         raise fail("a file of many targets runs in batch mode: pass --samples 1 --no-verify")
     start = time.perf_counter()
-    designs, _, errors = design_batch(models, targets, seed=seed, polish_steps=polish_steps)
+    designs, _, errors = design_batch(
+        models,
+        targets,
+        seed=seed,
+        polish_steps=polish_steps,
+        library_neighbours=library_neighbours,
+    )
     elapsed = time.perf_counter() - start
     arrays = design_arrays(designs)
     columns = {

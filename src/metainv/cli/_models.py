@@ -57,29 +57,47 @@ def evaluate_truss(
     polish_steps: int = typer.Option(
         0, "--polish-steps", help="Also evaluate designs polished through F (Adam steps)."
     ),
+    library_neighbours: int = typer.Option(
+        1,
+        "--library-neighbours",
+        help="Pipeline metrics: library designs per target next to the inverse model's "
+        "(0 skips them; needs a model with a design library).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """R² of forward and inverse models (by the forward model and by FE), NMSE, diversity."""
     if polish_steps < 0:
         raise fail(f"--polish-steps must be >= 0, got {polish_steps}")
+    if library_neighbours < 0:
+        raise fail(f"--library-neighbours must be >= 0, got {library_neighbours}")
     from metainv.nn.evaluate import EvaluationSettings
     from metainv.nn.pipeline import evaluate_job
 
-    settings = EvaluationSettings(fe_samples=fe_samples, tau=tau, polish_steps=polish_steps)
+    settings = EvaluationSettings(
+        fe_samples=fe_samples,
+        tau=tau,
+        polish_steps=polish_steps,
+        library_neighbours=library_neighbours,
+    )
     metrics = evaluate_job(model, data, settings, lookup)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
     table = Table(title=f"truss models on {data} ({metrics['rows']} rows)")
-    for column in ("component", "forward R²", "inverse R² (F)", "inverse R² (FE)"):
-        table.add_column(column, justify="right")
+    columns = {
+        "forward R²": "forward_r2",
+        "inverse R² (F)": "inverse_r2_forward_model",
+        "inverse R² (FE)": "inverse_r2_fe",
+        "pipeline R² (F)": "pipeline_r2_forward_model",
+        "pipeline R² (FE)": "pipeline_r2_fe",
+        "rotated lookup R² (FE)": "rotated_lookup_r2_fe",
+    }
+    columns = {title: key for title, key in columns.items() if key in metrics}
+    table.add_column("component", justify="right")
+    for title in columns:
+        table.add_column(title, justify="right")
     for name in metrics["forward_r2"]:
-        table.add_row(
-            name,
-            f"{metrics['forward_r2'][name]:.4f}",
-            f"{metrics['inverse_r2_forward_model'][name]:.4f}",
-            f"{metrics['inverse_r2_fe'][name]:.4f}",
-        )
+        table.add_row(name, *(f"{metrics[key][name]:.4f}" for key in columns.values()))
     console = Console()
     console.print(table)
     for key in (
@@ -89,6 +107,9 @@ def evaluate_truss(
         "nmse_lookup_baseline",
         "nmse_polished_forward_model",
         "nmse_polished_fe",
+        "nmse_rotated_lookup_fe",
+        "nmse_pipeline_forward_model",
+        "nmse_pipeline_fe",
     ):
         if key in metrics:
             console.print(

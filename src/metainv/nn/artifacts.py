@@ -5,6 +5,7 @@ Folder layout::
     model.safetensors   forward.* and inverse.* state_dict tensors (weights and scaler buffers)
     config.json         architecture and training configuration
     manifest.json       data manifest checksum, seeds, code version, metrics
+    library.safetensors optional: the rotation-aware design library (:mod:`metainv.nn.library`)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from metainv.errors import MetainvError
+from metainv.nn.library import LIBRARY, DesignLibrary, load_library
 from metainv.nn.models import ForwardConfig, ForwardModel, InverseConfig, InverseModel
 
 WEIGHTS = "model.safetensors"
@@ -31,13 +33,14 @@ DEFAULT_MODEL = "default"
 
 @dataclass(frozen=True)
 class TrussModels:
-    """A loaded forward/inverse pair with its config and manifest."""
+    """A loaded forward/inverse pair with its config, manifest and (optional) design library."""
 
     forward: ForwardModel
     inverse: InverseModel
     config: dict[str, Any]
     manifest: dict[str, Any]
     folder: Path
+    library: DesignLibrary | None = None
 
 
 def save_models(
@@ -89,7 +92,8 @@ def load_models(folder: str | Path | None = None) -> TrussModels:
     inverse.load_state_dict(_prefixed(tensors, "inverse."))
     forward.eval()
     inverse.eval()
-    return TrussModels(forward, inverse, config, manifest, folder)
+    library = load_library(folder / LIBRARY) if (folder / LIBRARY).exists() else None
+    return TrussModels(forward, inverse, config, manifest, folder, library)
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

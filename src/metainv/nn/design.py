@@ -2,7 +2,8 @@ r"""Inverse design of truss lattices for a target stiffness, verified and refine
 
 1. draw ``samples`` candidates from the variational inverse model (straight-through
    Gumbel-softmax at temperature ``tau``: large ``tau`` flattens the topology posterior and gives
-   diverse topologies, main text and SI Sec. 3.F);
+   diverse topologies, main text and SI Sec. 3.F), plus the nearest designs of the model's
+   rotation-aware library (:mod:`metainv.nn.library`), when it has one;
 2. rank them by the forward model's NMSE and keep the ``top`` best *distinct* designs
    (distinct topology, or the same topology with clearly different geometry);
 3. verify each by FE homogenization (:mod:`metainv.truss.homogenize`);
@@ -27,7 +28,8 @@ import torch
 from metainv.errors import MetainvError
 from metainv.nn.artifacts import TrussModels
 from metainv.nn.decode import designs_from_outputs, forward_inputs
-from metainv.nn.models import design_stiffness
+from metainv.nn.library import DesignLibrary
+from metainv.nn.models import ForwardModel, InverseModel, design_stiffness
 from metainv.targets import check_reachable_target
 from metainv.tensors import (
     nmse,
@@ -40,12 +42,16 @@ from metainv.truss.lattice import canonical_topology, periodic_lattice, strut_di
 
 logger = logging.getLogger(__name__)
 
+#: The keys of a design in inverse-model output form (:func:`metainv.nn.library.library_outputs`).
+DESIGN_KEYS = ("onehot", "rho", "U", "V", "R1", "R2")
+
 
 @dataclass(frozen=True)
 class DesignSettings:
     """samples: candidates drawn; tau: Gumbel temperature; top: designs returned; pool: distinct
     candidates verified (and refined) by FE, of which the ``top`` best by FE NMSE are returned;
-    refine: polish by FE gradients; refine_steps: Adam steps per design; seed: reproducibility."""
+    refine: polish by FE gradients; refine_steps: Adam steps per design; library_neighbours:
+    nearest designs of the model's library added to the candidates; seed: reproducibility."""
 
     samples: int = 10_000
     tau: float = 2.0
@@ -54,6 +60,7 @@ class DesignSettings:
     refine: bool = True
     refine_steps: int = 150
     refine_learning_rate: float = 0.05
+    library_neighbours: int = 64
     seed: int = 0
 
 
@@ -77,11 +84,19 @@ def check_target(target: np.ndarray, max_relative_density: float) -> None:
 def draw_candidates(
     models: TrussModels, target: np.ndarray, settings: DesignSettings
 ) -> tuple[list[TrussDesign], np.ndarray, np.ndarray]:
-    """``samples`` inverse draws ranked by forward NMSE: designs, C_forward (N,6,6), NMSE (N,)."""
+    """``samples`` inverse draws plus the ``library_neighbours`` nearest library designs rotated
+    onto the target (when the model has a library), ranked by forward NMSE: designs,
+    C_forward (N, 6, 6), NMSE (N,)."""
+    from metainv.nn.library import library_designs
+
     generator = torch.Generator().manual_seed(settings.seed)
     targets = torch.as_tensor(target, dtype=torch.float32).expand(settings.samples, 6, 6)
     with torch.no_grad():
         outputs = models.inverse(targets, settings.tau, generator=generator)
+        if models.library is not None and settings.library_neighbours > 0:
+            neighbours = min(settings.library_neighbours, len(models.library))
+            found, _ = library_designs(models.library, targets[:1], neighbours)
+            outputs = {key: torch.cat([outputs[key], found[key]]) for key in DESIGN_KEYS}
         designs = designs_from_outputs(outputs)
         inputs = forward_inputs(designs)
         C_forward = models.forward(**inputs).double().numpy()
@@ -115,7 +130,7 @@ def distinct_designs(designs: list[TrussDesign], top: int, min_distance: float =
 
 
 def _logit(value: np.ndarray, bounds: tuple[float, float]) -> torch.Tensor:
-    return _unit_logit(torch.as_tensor(np.asarray(value, dtype=float)), bounds)
+    return _unit_logit(torch.as_tensor(np.array(value, dtype=float)), bounds)
 
 
 def _bounded(raw: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
@@ -315,29 +330,97 @@ def design_for_target(
     return [candidates[i] for i in kept]
 
 
+def _concatenate(outputs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {key: torch.cat([o[key].detach() for o in outputs]) for key in DESIGN_KEYS}
+
+
+def inverse_pipeline(
+    forward: ForwardModel,
+    inverse: InverseModel,
+    library: DesignLibrary | None,
+    targets: torch.Tensor,
+    library_neighbours: int = 0,
+    polish_steps: int = 0,
+    tau: float | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    r"""Batch inverse design without FE: per target the best of several candidates by F.
+
+    Candidates per target: the inverse model's design (``tau=None``: most probable topology;
+    otherwise one Gumbel draw at ``tau``) and, when ``library_neighbours = k > 0`` and the model
+    has a design library, the ``k`` nearest library designs rotated onto the target
+    (:mod:`metainv.nn.library`). With ``polish_steps > 0`` every candidate is polished by
+    :func:`polish_with_forward` first. The winner has the lowest forward NMSE.
+
+    Args:
+        forward, inverse: the trained models; library: the design library or None.
+        targets: (B, 6, 6) normalized target stiffness.
+
+    Returns:
+        outputs (design tensors, B rows), forward NMSE (B,), source (B,) int64: 0 the inverse
+        model, ``j >= 1`` the j-th nearest library design.
+    """
+    from metainv.nn.evaluate import inverse_decode, inverse_draw
+    from metainv.nn.library import library_designs
+
+    if library_neighbours < 0:
+        raise MetainvError(f"library neighbours must be >= 0, got {library_neighbours}")
+    targets = torch.as_tensor(targets, dtype=torch.float32)
+    with torch.no_grad():
+        network = (
+            inverse_decode(inverse, targets)
+            if tau is None
+            else inverse_draw(inverse, targets, tau, seed)
+        )
+    candidates = [network]
+    if library_neighbours and library is not None:
+        found, _ = library_designs(library, targets, library_neighbours)
+        for j in range(library_neighbours):
+            candidates.append({k: v[j::library_neighbours] for k, v in found.items()})
+    stacked = _concatenate(candidates)
+    repeated = targets.repeat(len(candidates), 1, 1)
+    if polish_steps:
+        stacked = polish_with_forward(forward, repeated, stacked, polish_steps)
+    with torch.no_grad():
+        errors = nmse_loss_per_target(repeated, design_stiffness(forward, stacked))
+    errors = errors.reshape(len(candidates), len(targets))
+    best_error, source = errors.min(dim=0)
+    pick = source * len(targets) + torch.arange(len(targets))
+    return {key: value[pick] for key, value in stacked.items()}, best_error, source
+
+
+def nmse_loss_per_target(target: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+    """``|C_pred - C|^2 / |C|^2`` per target over the 36 Voigt entries: (B, 6, 6) x 2 -> (B,)."""
+    return (predicted - target).flatten(1).pow(2).sum(-1) / target.flatten(1).pow(2).sum(-1)
+
+
 def design_batch(
     models: TrussModels,
     targets: np.ndarray,
     seed: int = 0,
     tau: float | None = None,
     polish_steps: int = 0,
+    library_neighbours: int = 0,
 ) -> tuple[list[TrussDesign], np.ndarray, np.ndarray]:
-    """Fast batch mode (one draw per target, no FE): designs, C_forward (T, 6, 6), NMSE (T,).
+    """Fast batch mode (no FE): designs, C_forward (T, 6, 6), NMSE (T,).
 
     ``tau=None`` decodes deterministically (most probable topology); otherwise one Gumbel draw.
-    ``polish_steps > 0`` polishes each design by :func:`polish_with_forward`.
+    ``polish_steps > 0`` polishes by :func:`polish_with_forward`; ``library_neighbours > 0`` adds
+    that many library designs per target as candidates (:func:`inverse_pipeline`).
     """
-    from metainv.nn.evaluate import inverse_decode, inverse_draw
-
-    with torch.no_grad():
-        stiffness = torch.as_tensor(targets, dtype=torch.float32)
-        outputs = (
-            inverse_decode(models.inverse, stiffness)
-            if tau is None
-            else inverse_draw(models.inverse, stiffness, tau, seed)
-        )
-    if polish_steps:
-        outputs = polish_with_forward(models.forward, stiffness, outputs, polish_steps)
+    outputs, _, source = inverse_pipeline(
+        models.forward,
+        models.inverse,
+        models.library,
+        torch.as_tensor(targets),
+        library_neighbours,
+        polish_steps,
+        tau,
+        seed,
+    )
+    if library_neighbours and models.library is not None:
+        share = float((source > 0).double().mean())
+        logger.info("library designs won for %.1f %% of the targets", 100 * share)
     with torch.no_grad():
         C_forward = design_stiffness(models.forward, outputs).double().numpy()
     return designs_from_outputs(outputs), C_forward, nmse(np.asarray(targets), C_forward)

@@ -21,6 +21,7 @@ from metainv.nn.evaluate import (
     inverse_decode,
     parity_plots,
 )
+from metainv.nn.library import LIBRARY, build_library, save_library
 from metainv.nn.models import design_stiffness
 from metainv.nn.train import EpochCallback, TrainConfig, train_truss_models
 
@@ -68,6 +69,9 @@ def train_job(
     data = load_truss_tensors(data_folder)
     models = train_truss_models(data, config, out / "checkpoints", on_epoch)
     validation = data.subset(models.validation_index)
+    library = None
+    if config.library_rows > 0:
+        library = build_library(data.subset(models.train_index), config.library_rows, config.seed)
     train_C = data.C[models.train_index].double().numpy()
     metrics = evaluate_truss_models(
         models.forward,
@@ -75,6 +79,7 @@ def train_job(
         validation,
         EvaluationSettings(fe_samples=200, tau=config.tau, seed=config.seed),
         lookup_stiffness=train_C,
+        library=library,
     )
     metrics["split"] = "validation"
     metrics["training_seconds"] = round(time.perf_counter() - start, 1)
@@ -110,6 +115,12 @@ def train_job(
         "inverse": config.inverse.to_dict(),
         "training": config.to_dict(),
     }
+    out.mkdir(parents=True, exist_ok=True)
+    if library is not None:
+        save_library(library, out / LIBRARY, {"data": data_record, "rows": len(library)})
+        manifest["library"] = {"rows": len(library), "sha256": file_sha256(out / LIBRARY)}
+    elif (out / LIBRARY).exists():
+        (out / LIBRARY).unlink()  # a stale library of an earlier run with other settings
     save_models(out, models.forward, models.inverse, config_dict, manifest)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     (out / "history.json").write_text(json.dumps(models.histories, indent=2))
@@ -126,7 +137,9 @@ def evaluate_job(
     models = load_models(model)
     data = load_truss_tensors(data_folder)
     lookup = load_truss_tensors(lookup_folder).C.double().numpy() if lookup_folder else None
-    metrics = evaluate_truss_models(models.forward, models.inverse, data, settings, lookup)
+    metrics = evaluate_truss_models(
+        models.forward, models.inverse, data, settings, lookup, models.library
+    )
     metrics["data"] = _data_record(Path(data_folder))
     metrics["model"] = str(models.folder)
     return metrics

@@ -48,7 +48,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters (ours, for a 2-core CPU; the paper's GPU sizes are in the spec)."""
+    """Hyper-parameters (ours, for a 2-core CPU; the paper's GPU sizes are in the spec).
+
+    ``library_rows > 0`` also stores that many training rows (seeded subset) as the model's
+    rotation-aware design library (:mod:`metainv.nn.library`); 0 stores none."""
 
     seed: int = 0
     validation_fraction: float = 0.05
@@ -67,6 +70,7 @@ class TrainConfig:
     inverse_component_weight: float = 3.0
     inverse_refit_max_grad_norm: float = 1.0
     max_rows: int | None = None
+    library_rows: int = 0
     forward: ForwardConfig = field(default_factory=ForwardConfig)
     inverse: InverseConfig = field(default_factory=InverseConfig)
 
