@@ -93,7 +93,7 @@ def evaluate_truss(
         "rotated lookup R² (FE)": "rotated_lookup_r2_fe",
     }
     columns = {title: key for title, key in columns.items() if key in metrics}
-    table.add_column("component", justify="right")
+    table.add_column("Cij", justify="right")
     for title in columns:
         table.add_column(title, justify="right")
     for name in metrics["forward_r2"]:
