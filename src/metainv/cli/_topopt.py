@@ -74,6 +74,12 @@ def topopt_command(
     voxels: int = typer.Option(
         6, "--voxels-per-element", help="Marching-cubes samples per element edge (STL)."
     ),
+    load_sensitivity: str = typer.Option(
+        "exact",
+        "--load-sensitivity",
+        help="exact (with the 2 U^T dF/drho term of design-dependent inherent-strain loads) or"
+        " frozen (SI Eq. 7 as published: that term dropped).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Minimize compliance of a graded lattice; write density (VTK, PNG), history (CSV, PNG),
@@ -87,6 +93,7 @@ def topopt_command(
         optimizer=optimizer,
         solver=solver,
         density_range=density_range,
+        load_sensitivity=load_sensitivity,
     )
     law = get_law(material)
     settings.bounds(law)  # clear errors before any work

@@ -52,6 +52,8 @@ from metainv.topopt.solvers import SOLVERS, Solve, make_solver
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("oc", "mma")
+#: Sensitivity of the compliance to design-dependent (inherent-strain) loads (:class:`Settings`).
+LOAD_SENSITIVITIES = ("exact", "frozen")
 
 #: MMA works on the objective scaled to this value at the first iteration.
 MMA_OBJECTIVE_SCALE = 100.0
@@ -72,6 +74,9 @@ class Settings:
     solver: a name from :data:`metainv.topopt.solvers.SOLVERS`
     density_range: ``(rho_min, rho_max)`` bounds on the element densities; ``None`` takes the
         law's own range, a given one must lie inside it (e.g. to give two laws the same bounds)
+    load_sensitivity: "exact" (``dC/drho = 2 U^T dF/drho - U^T dK/drho U``, the spec) or
+        "frozen" (SI Eq. 7 as published: the inherent-strain force treated as independent of
+        the design, ``dC/drho = -U^T dK/drho U``; not the gradient of C when F depends on rho)
     """
 
     volume_fraction: float = 0.3
@@ -84,6 +89,7 @@ class Settings:
     move: float = 0.2
     solver: str = "direct"
     density_range: tuple[float, float] | None = None
+    load_sensitivity: str = "exact"
 
     def __post_init__(self) -> None:
         checks = [
@@ -103,6 +109,11 @@ class Settings:
             (
                 self.optimizer in OPTIMIZERS,
                 f"unknown optimizer {self.optimizer!r}; available: {', '.join(OPTIMIZERS)}",
+            ),
+            (
+                self.load_sensitivity in LOAD_SENSITIVITIES,
+                f"unknown load sensitivity {self.load_sensitivity!r}; available: "
+                + ", ".join(LOAD_SENSITIVITIES),
             ),
             (
                 self.solver in SOLVERS,
@@ -189,11 +200,19 @@ class Analysis:
     solve_seconds: float = 0.0
 
 
-def analyze(model: Model, rho: np.ndarray, penalty: float, e_min: float, solve: Solve) -> Analysis:
+def analyze(
+    model: Model,
+    rho: np.ndarray,
+    penalty: float,
+    e_min: float,
+    solve: Solve,
+    frozen_loads: bool = False,
+) -> Analysis:
     """Solve ``K(rho) U = F(rho)`` and return the compliance and its sensitivity (nel,).
 
     The law is evaluated on the design elements only; passive elements are the solid (their
-    entries of ``rho`` are ignored, their sensitivity is 0).
+    entries of ``rho`` are ignored, their sensitivity is 0). ``frozen_loads`` drops the term of
+    the design-dependent loads from the sensitivity (SI Eq. 7; see :class:`Settings`).
     """
     plan = model.plan
     g, dg = _element_coefficients(model, rho, penalty, e_min)
@@ -207,7 +226,7 @@ def analyze(model: Model, rho: np.ndarray, penalty: float, e_min: float, solve: 
     solve_seconds = time.perf_counter() - tick
     ue = u[plan.grid.element_dofs]  # (nel, 24)
     energy = np.einsum("ea,kab,eb->ek", ue, model.reference_stiffness, ue, optimize=True)
-    if model.reference_loads is not None:
+    if model.reference_loads is not None and not frozen_loads:
         energy = 2.0 * ue @ model.reference_loads.T - energy
     else:
         energy = -energy
@@ -345,7 +364,8 @@ def optimize(
         start = time.perf_counter()
         rho = _physical(flt, x, active, (low, high))
         tick = time.perf_counter()
-        analysis = analyze(model, rho, settings.penalty, settings.e_min, solve)
+        frozen = settings.load_sensitivity == "frozen"
+        analysis = analyze(model, rho, settings.penalty, settings.e_min, solve, frozen)
         analysis_seconds = time.perf_counter() - tick
         gradient = flt.backward(np.where(active, analysis.sensitivity, 0.0))[active]
         volume = float(rho[active].mean())

@@ -30,6 +30,10 @@ element size squared) and are distributed over nodes with trapezoidal (consisten
     about 0.03 on 30 x 10 x 2); OC holds the volume at the bound (equality, as in the paper's
     formulation), where the compliance hardly depends on the layout (uniform 0.0168, empty 0.0158
     on 30 x 10 x 2) and the OC iterates oscillate at the move limit instead of converging.
+    With the SI's own sensitivity (Eq. 7, the force treated as fixed: ``Settings(
+    load_sensitivity="frozen")``) OC converges in 30-70 iterations to a nearly black-and-white
+    layout (grey level about 0.09 on 48 x 20 x 2 and 60 x 20 x 4) for the gyroid and the
+    iso-truss laws alike.
 """
 
 from __future__ import annotations
