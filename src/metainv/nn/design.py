@@ -28,7 +28,7 @@ import torch
 from metainv.errors import MetainvError
 from metainv.nn.artifacts import TrussModels
 from metainv.nn.decode import designs_from_outputs, forward_inputs
-from metainv.nn.library import DesignLibrary
+from metainv.nn.library import DesignLibrary, library_designs
 from metainv.nn.models import ForwardModel, InverseModel, design_stiffness
 from metainv.targets import check_reachable_target
 from metainv.tensors import (
@@ -87,8 +87,6 @@ def draw_candidates(
     """``samples`` inverse draws plus the ``library_neighbours`` nearest library designs rotated
     onto the target (when the model has a library), ranked by forward NMSE: designs,
     C_forward (N, 6, 6), NMSE (N,)."""
-    from metainv.nn.library import library_designs
-
     generator = torch.Generator().manual_seed(settings.seed)
     targets = torch.as_tensor(target, dtype=torch.float32).expand(settings.samples, 6, 6)
     with torch.no_grad():
@@ -361,7 +359,6 @@ def inverse_pipeline(
         model, ``j >= 1`` the j-th nearest library design.
     """
     from metainv.nn.evaluate import inverse_decode, inverse_draw
-    from metainv.nn.library import library_designs
 
     if library_neighbours < 0:
         raise MetainvError(f"library neighbours must be >= 0, got {library_neighbours}")
@@ -382,16 +379,11 @@ def inverse_pipeline(
     if polish_steps:
         stacked = polish_with_forward(forward, repeated, stacked, polish_steps)
     with torch.no_grad():
-        errors = nmse_loss_per_target(repeated, design_stiffness(forward, stacked))
+        errors = nmse(repeated, design_stiffness(forward, stacked))
     errors = errors.reshape(len(candidates), len(targets))
     best_error, source = errors.min(dim=0)
     pick = source * len(targets) + torch.arange(len(targets))
     return {key: value[pick] for key, value in stacked.items()}, best_error, source
-
-
-def nmse_loss_per_target(target: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
-    """``|C_pred - C|^2 / |C|^2`` per target over the 36 Voigt entries: (B, 6, 6) x 2 -> (B,)."""
-    return (predicted - target).flatten(1).pow(2).sum(-1) / target.flatten(1).pow(2).sum(-1)
 
 
 def design_batch(
