@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-import metainv
+from metainv.version import __version__
 
 app = typer.Typer(
     name="metainv",
@@ -17,7 +17,7 @@ app = typer.Typer(
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"metainv {metainv.__version__}")
+        typer.echo(f"metainv {__version__}")
         raise typer.Exit()
 
 

@@ -19,7 +19,6 @@ the same folder at once.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -39,25 +38,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import metainv
 from metainv.errors import MetainvError
+from metainv.family import get_family
+from metainv.version import __version__
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "dataset.json"
 LOCK_NAME = ".dataset.lock"
 SHARD_PATTERN = "shard-{index:05d}.parquet"
-
-#: family -> "module:function" computing one shard's columns: f(rows, rng, params) -> columns.
-SHARD_FUNCTIONS: dict[str, str] = {
-    "truss": "metainv.truss.dataset:generate_shard",
-    "spinodoid": "metainv.spinodoid.dataset:generate_shard",
-}
-#: family -> "module:function" returning the family's generation parameters (ranges, material).
-PARAMETER_FUNCTIONS: dict[str, str] = {
-    "truss": "metainv.truss.dataset:generation_parameters",
-    "spinodoid": "metainv.spinodoid.dataset:generation_parameters",
-}
 
 
 class DatasetError(MetainvError):
@@ -75,10 +64,7 @@ class GenerationSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.family not in SHARD_FUNCTIONS:
-            raise MetainvError(
-                f"unknown family {self.family!r}; expected one of {sorted(SHARD_FUNCTIONS)}"
-            )
+        get_family(self.family).require("generate")
         if self.n_rows < 1:
             raise MetainvError(f"--n must be a positive number of rows, got {self.n_rows}")
         if self.shard_size < 1:
@@ -131,16 +117,14 @@ def shard_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, index]))
 
 
-def _resolve(path: str) -> Callable[..., Any]:
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def generation_parameters(family: str) -> dict[str, Any]:
-    """The family's generation parameters (ranges, base material) as stored in the manifest."""
-    if family not in PARAMETER_FUNCTIONS:
-        raise MetainvError(f"unknown family {family!r}; expected one of {sorted(SHARD_FUNCTIONS)}")
-    return _resolve(PARAMETER_FUNCTIONS[family])()
+def generation_parameters(family: str, **options: Any) -> dict[str, Any]:
+    """The family's generation parameters (ranges, base material) as stored in the manifest;
+    ``options`` are the family's generation options (an error for one it does not take)."""
+    chosen = get_family(family)
+    function = chosen.generation_parameters
+    if function is None:
+        raise MetainvError(f"the {family} family does not support data generation")
+    return function(**chosen.accepts("generate", options))
 
 
 @contextmanager
@@ -174,9 +158,8 @@ def run_shard(task: ShardTask) -> ShardRecord:
     Safe to run in any process or machine that sees ``task.folder``."""
     start = time.perf_counter()
     with single_threaded():
-        columns = _resolve(SHARD_FUNCTIONS[task.family])(
-            task.rows, shard_rng(task.seed, task.index), task.params
-        )
+        shard_function = get_family(task.family).require("generate")
+        columns = shard_function(task.rows, shard_rng(task.seed, task.index), task.params)
     table = pa.table(columns)
     metadata = {
         b"metainv.family": task.family.encode(),
@@ -225,7 +208,7 @@ def code_version() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    return f"{metainv.__version__}+{commit}" if commit else metainv.__version__
+    return f"{__version__}+{commit}" if commit else __version__
 
 
 # ------------------------------------------------------------------------------- manifest

@@ -58,6 +58,7 @@ import numpy as np
 from metainv.errors import MetainvError
 from metainv.tensors import cubic_stiffness
 from metainv.topopt.materials import SOLID_POISSON_RATIO, BasisLaw, register_law
+from metainv.tpms.law import CUBIC_BASIS, ExponentialFit, exponential_fit
 
 logger = logging.getLogger(__name__)
 
@@ -351,8 +352,36 @@ def _factory(name: str) -> Callable[[], BasisLaw]:
     return factory
 
 
+def exponential_law(fit: ExponentialFit, name: str) -> BasisLaw:
+    """A fitted exponential law (SI Eq. 1) as a material law on the cubic bases."""
+    return BasisLaw(
+        name=name,
+        basis=CUBIC_BASIS,
+        functions=fit.constants,
+        description=f"{fit.variant} {fit.surface}, exponential law of SI Eq. 1 (own fit)",
+        metadata={"surface": fit.surface, "variant": fit.variant, "part": "tpms"},
+        density_range=fit.density_range,
+    )
+
+
+def gyroid_law(variant: str = "sheet") -> BasisLaw:
+    """Material law of the gyroid (SI Eq. 1, shipped fit); registered as ``gyroid`` (sheet)."""
+    name = "gyroid" if variant == "sheet" else f"gyroid-{variant}"
+    return exponential_law(exponential_fit("gyroid", variant), name)
+
+
+def _gyroid_factory(variant: str) -> Callable[[], BasisLaw]:
+    def factory() -> BasisLaw:
+        return gyroid_law(variant)
+
+    return factory
+
+
 def register_table_laws() -> None:
-    """Register ``truss`` and ``spinodoid`` (lazy: a table is read when its law is asked for)."""
+    """Register ``gyroid`` (sheet), ``gyroid-network``, ``truss`` and ``spinodoid`` (lazy: a
+    table is read when its law is asked for)."""
+    register_law("gyroid", _gyroid_factory("sheet"), replace=True)
+    register_law("gyroid-network", _gyroid_factory("network"), replace=True)
     for name in TABLES:
         register_law(name, _factory(name), replace=True)
 

@@ -263,19 +263,9 @@ def law_from_stiffness(
     )
 
 
-def _gyroid_law(variant: str) -> Callable[[], MaterialLaw]:
-    def factory() -> MaterialLaw:
-        from metainv.tpms import gyroid_law
-
-        return gyroid_law(variant)
-
-    return factory
-
-
-#: Law name -> zero-argument factory (lazy: a factory runs only when its law is asked for).
+#: Law name -> zero-argument factory (lazy: a factory runs only when its law is asked for);
+#: the gyroid, truss and spinodoid laws are registered by :mod:`metainv.topopt.lattices`.
 _LAWS: dict[str, Callable[[], MaterialLaw]] = {
-    "gyroid": _gyroid_law("sheet"),
-    "gyroid-network": _gyroid_law("network"),
     "isotruss": isotruss_law,
     "solid": solid_law,
 }

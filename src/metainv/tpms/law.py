@@ -69,7 +69,6 @@ from scipy.optimize import minimize_scalar
 
 from metainv.errors import MetainvError
 from metainv.tensors import cubic_stiffness, isotropic_stiffness
-from metainv.topopt.materials import BasisLaw
 from metainv.tpms.fields import level_of_density, solid_voxels
 
 logger = logging.getLogger(__name__)
@@ -178,17 +177,6 @@ class ExponentialFit:
         growth = np.exp(self.b * rho)
         return self.solid * self.a * (growth - 1.0), self.solid * self.a * self.b * growth
 
-    def law(self, name: str) -> BasisLaw:
-        """This fit as a material law on the cubic bases."""
-        return BasisLaw(
-            name=name,
-            basis=CUBIC_BASIS,
-            functions=self.constants,
-            description=f"{self.variant} {self.surface}, exponential law of SI Eq. 1 (own fit)",
-            metadata={"surface": self.surface, "variant": self.variant, "part": "tpms"},
-            density_range=self.density_range,
-        )
-
 
 def homogenization_table(
     surface: str,
@@ -275,9 +263,3 @@ def exponential_fit(
         rms=np.array([fit[name]["rms"] for name in CUBIC_NAMES]),
         density_range=tuple(data.get("density_range", (0.0, 1.0))),
     )
-
-
-def gyroid_law(variant: str = "sheet") -> BasisLaw:
-    """Material law of the gyroid (SI Eq. 1, shipped fit); registered as ``gyroid`` (sheet)."""
-    name = "gyroid" if variant == "sheet" else f"gyroid-{variant}"
-    return exponential_fit("gyroid", variant).law(name)

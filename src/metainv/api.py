@@ -1,0 +1,174 @@
+"""The public Python API of metainv (re-exported by :mod:`metainv`): targets, homogenization,
+inverse design, export, grading and topology optimization, for every registered family.
+
+Stiffness is a 6x6 Voigt matrix (order 11, 22, 33, 23, 13, 12, engineering shear strains);
+designs and results are the values of :mod:`metainv.family`. Example::
+
+    import metainv
+
+    target = metainv.load_target("bone3", unit="GPa", base_modulus="114GPa")
+    report = metainv.check_stiffness(target.stiffness)
+    result = metainv.design(target, family="truss", samples=2000, top=3)
+    best = result.candidates[0]
+    print(best.nmse_fe, metainv.homogenize(best.design).C)
+    result.write("designs/bone3")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metainv import families as _builtin  # noqa: F401  (registers the built-in families)
+from metainv.errors import MetainvError
+from metainv.family import (
+    DesignResult,
+    Family,
+    Homogenized,
+    Material,
+    design_from_document,
+    family_of,
+    get_family,
+    load_design,
+)
+from metainv.targets import Target, read_target
+from metainv.tensors import StiffnessReport
+from metainv.tensors import check_stiffness as _check_stiffness
+
+DesignLike = Any  # a family's design value, a design/designs.json dict, or a path to one
+
+
+def load_target(
+    source: str | Path, unit: str | None = None, base_modulus: str | float | None = None
+) -> Target:
+    """Read a target stiffness: a built-in name (``bone3``), a JSON or CSV/text file.
+
+    unit: ``Pa``, ``kPa``, ``MPa``, ``GPa`` or ``normalized``; base_modulus: the printed
+    material's Young's modulus (``"114GPa"`` or a number in ``unit``). ``Target.stiffness`` is
+    the (6, 6) stiffness normalized by that modulus."""
+    return read_target(str(source), unit=unit, base_modulus=base_modulus)
+
+
+def check_stiffness(C: Any, **options: Any) -> StiffnessReport:
+    """Admissibility of a (6, 6) stiffness: finite, symmetric, positive definite, strongly
+    elliptic and (with ``max_density``) below the Voigt bound; see
+    :func:`metainv.tensors.check_stiffness` for the options."""
+    return _check_stiffness(_as_matrix(C), **options)
+
+
+def as_design(design: DesignLike, candidate: int | None = None) -> tuple[Family, Any]:
+    """``(family, design)`` of a design value, a design or designs.json mapping, or a path to
+    such a file (``candidate``: 1-based entry of a designs.json, default the best)."""
+    if isinstance(design, (str, Path)):
+        return load_design(design, candidate)
+    if isinstance(design, Mapping):
+        return design_from_document(design, candidate)
+    return family_of(design), design
+
+
+def homogenize(design: DesignLike, material: Material | None = None, **options: Any) -> Homogenized:
+    """Effective stiffness of a design by its family's FE (truss: Timoshenko beams; spinodoid,
+    tpms: voxel FE, option ``resolution``). ``C`` is (6, 6) in the unit of
+    ``material.youngs_modulus`` (default 1: ``C / E_b``)."""
+    family, value = as_design(design)
+    extra = family.accepts("homogenize", options)
+    return family.homogenize(value, material or Material(), **extra)
+
+
+def export(
+    design: DesignLike, path: str | Path, cells: Sequence[int] = (1, 1, 1), **options: Any
+) -> Path:
+    """Write a ``cells`` block of a design as a watertight STL (or the family's other formats
+    by suffix, e.g. truss ``.json`` graph, spinodoid ``.png``). Returns ``path``."""
+    family, value = as_design(design)
+    extra = family.accepts("export", options)
+    family.require("export")(value, Path(path), cells=tuple(cells), **extra)
+    return Path(path)
+
+
+def design(
+    target: Target | Any,
+    family: str = "truss",
+    on_step: Callable[[str], None] | None = None,
+    **options: Any,
+) -> DesignResult:
+    """Inverse design: microstructures of ``family`` whose stiffness matches ``target`` (a
+    :class:`metainv.targets.Target` or a normalized (6, 6) ``C / E_b``), verified by FE.
+
+    Options depend on the family (truss: ``samples``, ``tau``, ``top``, ``refine``, ``verify``,
+    ``seed``, ``library_neighbours``, ``model``; spinodoid: ``top``, ``verify``, ``seed``,
+    ``model``; tpms: ``top``, ``verify``, ``resolution``)."""
+    chosen = get_family(family)
+    extra = chosen.accepts("design", options)
+    stiffness = target.stiffness if isinstance(target, Target) else _as_matrix(target)
+    provenance = _provenance(target)
+    result = chosen.require("design")(stiffness, on_step=on_step, **extra)
+    if provenance and not result.provenance:
+        result = DesignResult(
+            family=result.family,
+            target=result.target,
+            candidates=result.candidates,
+            extras=result.extras,
+            provenance=provenance,
+        )
+    return result
+
+
+def grade(
+    controls: Sequence[tuple[Sequence[float], DesignLike]],
+    out: str | Path,
+    box: Sequence[float] | None = None,
+    zeta: float = 0.5,
+    family: str | None = None,
+    body: str | Path | None = None,
+    on_step: Callable[[str], None] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """A functionally graded part between designs at control points (cell units), written to
+    ``out``; ``family`` defaults to the family of the first control design. Returns the
+    summary (with the ``files`` written)."""
+    if not controls:
+        raise MetainvError("grading needs at least one control point and its design")
+    resolved = [(tuple(float(x) for x in point), as_design(d)) for point, d in controls]
+    chosen = get_family(family) if family else resolved[0][1][0]
+    for _, (other, _) in resolved:
+        if other.name != chosen.name:
+            raise MetainvError(
+                f"control designs must all be {chosen.name} designs, got a {other.name} design"
+            )
+    handler = chosen.require("grade")
+    extra = chosen.accepts("grade", options)
+    return handler(
+        [(point, value) for point, (_, value) in resolved],
+        None if box is None else tuple(float(b) for b in box),
+        float(zeta),
+        Path(out),
+        body=None if body is None else Path(body),
+        on_step=on_step,
+        **extra,
+    )
+
+
+def _as_matrix(C: Any) -> np.ndarray:
+    matrix = np.asarray(C, dtype=float)
+    if matrix.shape != (6, 6):
+        raise MetainvError(f"a stiffness must be a 6x6 matrix, got shape {matrix.shape}")
+    return matrix
+
+
+def _provenance(target: Any) -> dict[str, Any]:
+    if not isinstance(target, Target):
+        return {}
+    return {
+        key: value
+        for key, value in {
+            "target": target.name,
+            "unit": target.unit,
+            "base_modulus_pa": target.base_modulus_pa,
+            "base_material": target.base_material,
+        }.items()
+        if value is not None
+    }

@@ -1,0 +1,172 @@
+"""The spinodoid family (Kumar et al. 2020) as a :class:`metainv.family.Family` value.
+
+Designs are :class:`metainv.spinodoid.design.SpinodoidDesign`; homogenization is voxel FE with
+affine boundary conditions (:mod:`metainv.spinodoid.homogenize`); meshes are marching cubes of
+the random field (:mod:`metainv.spinodoid.export`); grading blends level-shifted fields
+(:mod:`metainv.spinodoid.graded`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metainv.errors import DesignError
+from metainv.family import Family, Homogenized, Material
+from metainv.spinodoid.design import SpinodoidDesign, design_from_dict, design_to_dict
+
+NAME = "spinodoid"
+
+
+def homogenize_design(
+    design: SpinodoidDesign, material: Material = Material(), resolution: int | None = None
+) -> Homogenized:
+    """Effective stiffness by voxel FE on a ``resolution``^3 grid (default 64): ``C`` (6, 6)
+    in the unit of ``material.youngs_modulus``; ``relative_density`` is the measured solid
+    fraction of the voxel grid; details: ``resolution``."""
+    from metainv.spinodoid.homogenize import DEFAULT_RESOLUTION, homogenize_spinodoid
+
+    result = homogenize_spinodoid(
+        design,
+        resolution=DEFAULT_RESOLUTION if resolution is None else resolution,
+        youngs_modulus=material.youngs_modulus,
+        poisson_ratio=material.poisson_ratio,
+    )
+    return Homogenized(
+        C=np.asarray(result.C, dtype=float),
+        relative_density=float(result.relative_density),
+        details={"resolution": int(result.resolution)},
+    )
+
+
+def export_design(
+    design: SpinodoidDesign,
+    path: str | Path,
+    cells: Sequence[int] = (1, 1, 1),
+    fmt: str | None = None,
+    size: float | None = None,
+    resolution: int | None = None,
+    threshold: str | None = None,
+) -> None:
+    """A ``cells`` block as a watertight STL (marching cubes, cell edge ``size``, default 1) or
+    a PNG preview (by ``fmt`` or suffix); ``resolution`` samples per cell edge."""
+    from metainv.spinodoid.export import export_spinodoid
+
+    extra = {} if threshold is None else {"threshold": threshold}
+    export_spinodoid(
+        design,
+        path,
+        fmt=fmt,
+        resolution=resolution,
+        cells=tuple(cells),
+        size=1.0 if size is None else size,
+        **extra,
+    )
+
+
+def sample_designs(n: int, rng: np.random.Generator) -> list[SpinodoidDesign]:
+    """``n`` designs from the data-generation sampling law (rho in the published 0.3..0.9)."""
+    from metainv.spinodoid.dataset import sample_parameters
+
+    drawn = sample_parameters(n, rng)
+    return [
+        SpinodoidDesign(relative_density=float(rho), theta=theta, seed=int(seed))
+        for rho, theta, seed in zip(
+            drawn["relative_density"], drawn["theta"], drawn["seed"], strict=True
+        )
+    ]
+
+
+def spinodoid_generation_parameters(
+    resolution: int | None = None, density_range: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """Generation parameters (manifest) at ``resolution`` voxels per edge (default 24) over
+    ``density_range`` (default the published 0.3..0.9; at least 0.15)."""
+    from metainv.spinodoid.dataset import DATA_RESOLUTION, generation_parameters
+
+    resolution = DATA_RESOLUTION if resolution is None else int(resolution)
+    if resolution < 4:
+        raise DesignError(f"--resolution must be >= 4, got {resolution}")
+    options: dict[str, Any] = {}
+    if density_range is not None:
+        options["density_range"] = density_range
+    try:
+        return generation_parameters(resolution, **options)
+    except DesignError as error:
+        raise DesignError(f"--density-range: {error}") from None
+
+
+def spinodoid_shard(rows: int, rng: np.random.Generator, params: Any) -> dict[str, np.ndarray]:
+    """``rows`` sampled designs with their voxel-FE labels."""
+    from metainv.spinodoid.dataset import generate_shard
+
+    return generate_shard(rows, rng, params)
+
+
+_GRADE_OPTIONS = frozenset({"elements_per_cell", "stl"})
+
+
+def grade_design_field(
+    controls: Sequence[tuple[tuple[float, float, float], Any]],
+    box: tuple[float, float, float] | None,
+    zeta: float,
+    out: Path,
+    *,
+    body: Path | None = None,
+    on_step: Any = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """A graded spinodoid: level-shifted fields of the control designs blended with normalized
+    Gaussian weights ``exp(-zeta |x - c|^2)`` in the box (cell = RVE edge), a watertight STL, a
+    PNG preview and ``graded.json``. ``elements_per_cell`` sets the sampling per RVE edge
+    (default 32); ``stl=False`` skips the STL."""
+    from metainv.spinodoid.graded import (
+        GRADED_RESOLUTION,
+        GradedControl,
+        grade_spinodoid,
+        load_control_design,
+    )
+
+    unknown = sorted(set(options) - _GRADE_OPTIONS)
+    if unknown:
+        raise DesignError(f"option {unknown[0]!r} does not apply to spinodoid grading")
+    if body is not None or box is None:
+        raise DesignError("spinodoid grading fills a box: give --box LX LY LZ (no --body)")
+    if on_step is not None:
+        on_step("blending the control fields")
+    designs = [d if isinstance(d, SpinodoidDesign) else load_control_design(d) for _, d in controls]
+    return grade_spinodoid(
+        [
+            GradedControl(point, design)
+            for (point, _), design in zip(controls, designs, strict=True)
+        ],
+        box,
+        zeta,
+        out,
+        resolution=options.get("elements_per_cell") or GRADED_RESOLUTION,
+        stl=options.get("stl", True),
+    )
+
+
+SPINODOID = Family(
+    name=NAME,
+    description="spinodoids: anisotropic Gaussian random fields, voxel FE",
+    from_dict=design_from_dict,
+    to_dict=design_to_dict,
+    homogenize=homogenize_design,
+    sample=sample_designs,
+    export_mesh=export_design,
+    generation_parameters=spinodoid_generation_parameters,
+    generate_shard=spinodoid_shard,
+    grade=grade_design_field,
+    design_type=SpinodoidDesign,
+    options={
+        "homogenize": frozenset({"resolution"}),
+        "export": frozenset({"fmt", "size", "resolution", "threshold"}),
+        "generate": frozenset({"resolution", "density_range"}),
+        "grade": _GRADE_OPTIONS,
+    },
+)
