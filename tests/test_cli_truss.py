@@ -32,7 +32,7 @@ def test_homogenize_json_output():
     result = runner.invoke(app, ["homogenize", str(EXAMPLES / "octet.json"), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"C", "relative_density", "strut_diameter", "nodes", "struts"}
+    assert set(data) == {"family", "C", "relative_density", "strut_diameter", "nodes", "struts"}
     C = np.array(data["C"])
     assert C.shape == (6, 6)
     np.testing.assert_allclose(C, C.T, atol=1e-12)

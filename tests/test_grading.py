@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
 from metainv.cli import app
-from metainv.cli._grade import GRADE_FAMILIES, register_grade_family
 from metainv.errors import DesignError, MetainvError
+from metainv.family import get_family, register_family, unregister_family
 from metainv.grading import (
     GradingProblem,
     box_body,
@@ -409,14 +410,15 @@ def test_cli_bad_input_exits_2(tmp_path, args, message):
     assert "Traceback" not in result.output
 
 
-def test_grade_family_registry(tmp_path):
+def test_grade_dispatches_through_the_family_registry(tmp_path):
     seen = {}
 
     def handler(controls, box, zeta, out, **options):
         seen.update(controls=controls, box=box, zeta=zeta, out=out, options=set(options))
         return {"files": {}}
 
-    register_grade_family("dummy", handler)
+    dummy = replace(get_family("truss"), name="dummy", grade=handler)
+    register_family(dummy)
     try:
         result = runner.invoke(
             app,
@@ -439,7 +441,7 @@ def test_grade_family_registry(tmp_path):
             ],
         )
     finally:
-        GRADE_FAMILIES.pop("dummy")
+        unregister_family("dummy")
     assert result.exit_code == 0, result.output
     assert seen["controls"] == [((1.0, 2.0, 3.0), Path("x.json"))]
     assert seen["box"] == (4.0, 4.0, 4.0) and seen["zeta"] == 0.25

@@ -265,7 +265,7 @@ def test_cli_homogenize(tmp_path):
     result = runner.invoke(app, ["homogenize", str(path), "--json", "--resolution", "10"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"C", "relative_density", "resolution"}
+    assert set(data) == {"family", "C", "relative_density", "resolution"}
     assert data["resolution"] == 10 and 0.4 < data["relative_density"] < 0.6
     assert np.linalg.eigvalsh(np.array(data["C"])).min() > 0
     table = runner.invoke(app, ["homogenize", str(path), "--resolution", "8"])

@@ -21,7 +21,7 @@ from metainv.topopt import (
     available_laws,
     build_model,
     density_filter,
-    exponential_law,
+    exponential_fit_law,
     get_law,
     grey_level,
     isotruss_law,
@@ -62,7 +62,7 @@ def cubic_exponential_law():
         solid=solid_cubic_constants(0.3),
         rms=np.zeros(3),
     )
-    return exponential_law(fit, "cubic-test")
+    return exponential_fit_law(fit, "cubic-test")
 
 
 # ---------------------------------------------------------------- element and assembly

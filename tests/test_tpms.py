@@ -7,7 +7,7 @@ import pytest
 
 from metainv.errors import MetainvError
 from metainv.tensors import cubic_stiffness
-from metainv.topopt import exponential_law, gyroid_law, stiffness, stiffness_derivative
+from metainv.topopt import exponential_fit_law, gyroid_law, stiffness, stiffness_derivative
 from metainv.tpms import (
     CUBIC_NAMES,
     SURFACES,
@@ -136,7 +136,7 @@ def test_regeneration_records_options_and_bounds_the_law(tmp_path):
     assert "--fit-range 0.3 0.5" in data["command"]
     fit = exponential_fit("gyroid", "network", out)
     assert fit.density_range == (0.3, 0.5)
-    law = exponential_law(fit, "bounded")
+    law = exponential_fit_law(fit, "bounded")
     assert law.density_range == (0.3, 0.5)
     # the solid point (rho = 1) is tabulated but outside the fit range: not fitted
     table = data["variants"]["network"]

@@ -128,21 +128,19 @@ def grade(
     **options: Any,
 ) -> dict[str, Any]:
     """A functionally graded part between designs at control points (cell units), written to
-    ``out``; ``family`` defaults to the family of the first control design. Returns the
-    summary (with the ``files`` written)."""
+    ``out``. Each control is ``((x, y, z), design)`` with the design a value of the family or a
+    design file / designs.json path (read by the family's grader); ``family`` defaults to the
+    family of the first control design. Returns the summary (with the ``files`` written)."""
     if not controls:
         raise MetainvError("grading needs at least one control point and its design")
-    resolved = [(tuple(float(x) for x in point), as_design(d)) for point, d in controls]
-    chosen = get_family(family) if family else resolved[0][1][0]
-    for _, (other, _) in resolved:
-        if other.name != chosen.name:
-            raise MetainvError(
-                f"control designs must all be {chosen.name} designs, got a {other.name} design"
-            )
-    handler = chosen.require("grade")
+    points = [tuple(float(x) for x in point) for point, _ in controls]
+    if family:
+        chosen = get_family(family)
+    else:
+        chosen = as_design(controls[0][1])[0]
     extra = chosen.accepts("grade", options)
-    return handler(
-        [(point, value) for point, (_, value) in resolved],
+    return chosen.require("grade")(
+        [(point, value) for point, (_, value) in zip(points, controls, strict=True)],
         None if box is None else tuple(float(b) for b in box),
         float(zeta),
         Path(out),

@@ -41,10 +41,10 @@ class Material:
     def __post_init__(self) -> None:
         if not (np.isfinite(self.youngs_modulus) and self.youngs_modulus > 0):
             raise MetainvError(
-                f"Young's modulus must be a positive number, got {self.youngs_modulus}"
+                f"youngs_modulus must be a positive number, got {self.youngs_modulus}"
             )
         if not (-1.0 < self.poisson_ratio < 0.5):
-            raise MetainvError(f"Poisson ratio must lie in (-1, 0.5), got {self.poisson_ratio}")
+            raise MetainvError(f"poisson_ratio must lie in (-1, 0.5), got {self.poisson_ratio}")
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,7 @@ class Family:
     grade: ``(controls, box, zeta, out, **options) -> summary`` (graded part), or None.
     options: operation (one of :data:`OPERATIONS`) -> names of the keyword options it takes.
     design_type: the class of its designs (lets :func:`family_of` find the family of a design).
+    shard_size: default rows per shard of data generation.
     """
 
     name: str
@@ -181,6 +182,7 @@ class Family:
     grade: Callable[..., dict[str, Any]] | None = None
     options: Mapping[str, frozenset[str]] = field(default_factory=dict)
     design_type: type | None = None
+    shard_size: int = 1000
 
     def accepts(self, operation: str, given: Mapping[str, Any]) -> dict[str, Any]:
         """The options of ``given`` that are set (not None); a :class:`DesignError` naming the

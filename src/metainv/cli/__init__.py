@@ -7,12 +7,12 @@ from metainv.cli import (  # noqa: F401  (imports register commands)
     _data,
     _demo,
     _design,
+    _designs,
     _grade,
     _models,
     _spinodoid,
     _stiffness,
     _topopt,
-    _truss,
 )
 from metainv.cli._app import app, main
 

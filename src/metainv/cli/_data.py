@@ -1,4 +1,4 @@
-"""``metainv generate FAMILY``: sharded, resumable data-set generation."""
+"""``metainv generate FAMILY``: sharded, resumable data-set generation of any registered family."""
 
 from __future__ import annotations
 
@@ -30,43 +30,65 @@ from metainv.data import (
     read_manifest,
 )
 from metainv.data.shards import MANIFEST_NAME
-
-generate_app = typer.Typer(help="Generate labelled data sets (FE-homogenized designs).")
-app.add_typer(generate_app, name="generate")
+from metainv.family import get_family
 
 #: Exit status after Ctrl-C or SIGTERM (128 + SIGINT, the shell convention).
 EXIT_INTERRUPTED = 130
 
 
-@generate_app.command("truss")
+@app.command("generate")
 @handle_errors
-def generate_truss(
+def generate_command(
+    family: str = typer.Argument(..., help="Design family (truss, spinodoid, tpms, ...)."),
     n: int = typer.Option(..., "--n", help="Number of rows (designs)."),
     out: Path = typer.Option(..., "--out", help="Data-set folder (created; resumed if present)."),
     seed: int = typer.Option(0, "--seed", help="Seed; shard i uses SeedSequence([seed, i])."),
     workers: int = typer.Option(
         1, "--workers", help="Worker processes (local pool, or LocalCluster size for dask)."
     ),
-    shard_size: int = typer.Option(10_000, "--shard-size", help="Rows per shard."),
+    shard_size: int | None = typer.Option(
+        None, "--shard-size", help="Rows per shard (default: the family's, truss 10000)."
+    ),
     backend: str = typer.Option("local", "--backend", help=" | ".join(BACKENDS)),
     scheduler: str = typer.Option(
         None, "--scheduler", help="Dask scheduler address (default: a LocalCluster)."
     ),
+    resolution: int | None = typer.Option(
+        None, "--resolution", help="Voxels per cell edge of the FE (spinodoid 24, tpms 24)."
+    ),
+    density_range: tuple[float, float] | None = typer.Option(
+        None,
+        "--density-range",
+        help="Spinodoid: relative density range LOW HIGH sampled uniformly (default: the "
+        "published 0.3 0.9; at least 0.15, our low-density extension).",
+    ),
 ) -> None:
-    """Sample truss designs uniformly and label them by FE (stage-1 and final stiffness).
+    """Sample designs of FAMILY and label them by FE (truss: stage-1 and final stiffness).
 
     The data do not depend on --workers or --backend. Interrupted runs resume when the same
     command is run again.
     """
-    spec = GenerationSpec("truss", n, shard_size, seed, generation_parameters("truss"))
-    _generate(spec, out, workers, backend, scheduler)
+    chosen = get_family(family)
+    options = {"resolution": resolution, "density_range": density_range}
+    params = generation_parameters(family, **options)
+    size = chosen.shard_size if shard_size is None else shard_size
+    spec = GenerationSpec(family, n, size, seed, params)
+    _generate(spec, out, workers, backend, scheduler, chosen.accepts("generate", options))
 
 
 def resume_command(
-    spec: GenerationSpec, out: Path, workers: int, backend: str, scheduler: str | None
+    spec: GenerationSpec,
+    out: Path,
+    workers: int,
+    backend: str,
+    scheduler: str | None,
+    options: dict | None = None,
 ) -> str:
     """The command line that resumes (or repeats) the generation of ``spec`` into ``out``."""
     words = ["metainv", "generate", spec.family, "--n", str(spec.n_rows), "--out", str(out)]
+    for key, value in (options or {}).items():
+        values = value if isinstance(value, (tuple, list)) else [value]
+        words += ["--" + key.replace("_", "-"), *(str(v) for v in values)]
     words += ["--seed", str(spec.seed), "--shard-size", str(spec.shard_size)]
     words += ["--workers", str(workers), "--backend", backend]
     if scheduler:
@@ -93,7 +115,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _generate(
-    spec: GenerationSpec, out: Path, workers: int, backend: str, scheduler: str | None
+    spec: GenerationSpec,
+    out: Path,
+    workers: int,
+    backend: str,
+    scheduler: str | None,
+    options: dict | None = None,
 ) -> None:
     console = Console(stderr=True)
     columns = (
@@ -130,7 +157,7 @@ def _generate(
             manifest = generate_dataset(spec, out, workers, backend, scheduler, on_shard, on_start)
     except KeyboardInterrupt:
         progress.stop()
-        _report_interrupt(console, spec, out, workers, backend, scheduler)
+        _report_interrupt(console, spec, out, workers, backend, scheduler, options)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         progress.stop()
@@ -150,13 +177,14 @@ def _report_interrupt(
     workers: int,
     backend: str,
     scheduler: str | None,
+    options: dict | None = None,
 ) -> None:
     manifest = read_manifest(out) or {}
     done = len(manifest.get("shards", []))
     console.print(
         f"[yellow]interrupted[/]: {done} of {manifest.get('n_shards', '?')} shards are finished "
         f"and recorded in {Path(out) / MANIFEST_NAME}; resume with:\n"
-        f"  {resume_command(spec, out, workers, backend, scheduler)}",
+        f"  {resume_command(spec, out, workers, backend, scheduler, options)}",
         highlight=False,
         soft_wrap=True,
     )

@@ -1,25 +1,16 @@
-"""``metainv grade``: a functionally graded lattice between designs at control points.
+"""``metainv grade``: a functionally graded part between designs at control points.
 
-Each ``--control X,Y,Z`` is followed by its design file (cell units; the design is a design JSON
-of the family, for truss also a ``designs.json`` of ``metainv design``, whose best candidate is
-used). Families register a handler in :data:`GRADE_FAMILIES` with :func:`register_grade_family`::
-
-    handler(controls, box, zeta, out, **options) -> summary dict
-
-``controls`` is a list of ``((x, y, z), design_path)``, ``box`` the three edge lengths of the box
-``[0, LX] x [0, LY] x [0, LZ]`` (``None`` when ``--body`` gives a closed STL surface instead),
-``zeta`` the RBF parameter and ``out`` the output folder. ``options`` always holds ``body`` (a
-path or None) and ``on_step`` (a progress callback taking a message), plus the family options
-given on the command line (``elements_per_cell``, ``segments``, ``stl``, ``check``); a handler
-rejects options it does not take with a :class:`metainv.errors.DesignError`. The summary is
-printed (``--json``: as JSON); its ``files`` key lists the files written.
+Each ``--control X,Y,Z`` is followed by its design file (cell units; a design JSON of the
+family or a ``designs.json`` of ``metainv design``, whose best candidate is used). The work is
+:func:`metainv.grade`, which calls the ``grade`` function of the family (``--family``, default
+the family of the first design); the summary is printed (``--json``: as JSON).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,54 +18,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from metainv.api import grade
 from metainv.cli._app import app
 from metainv.cli._errors import fail, handle_errors
-from metainv.errors import DesignError, MetainvError
+from metainv.errors import MetainvError
 
 Control = tuple[tuple[float, float, float], Path]
-GradeHandler = Callable[..., dict[str, Any]]
-
-_TRUSS_OPTIONS = frozenset({"elements_per_cell", "segments", "stl", "check"})
-
-
-def _grade_truss(
-    controls: Sequence[Control],
-    box: tuple[float, float, float] | None,
-    zeta: float,
-    out: Path,
-    *,
-    body: Path | None = None,
-    on_step: Callable[[str], None] | None = None,
-    **options: Any,
-) -> dict[str, Any]:
-    from metainv.grading import (
-        GradingProblem,
-        box_body,
-        load_control_design,
-        stl_body,
-        write_graded_outputs,
-    )
-
-    unknown = sorted(set(options) - _TRUSS_OPTIONS)
-    if unknown:
-        raise DesignError(f"option {unknown[0]!r} does not apply to truss grading")
-    problem = GradingProblem(
-        points=[point for point, _ in controls],
-        designs=[load_control_design(path) for _, path in controls],
-        zeta=zeta,
-        body=stl_body(body) if body is not None else box_body(box or ()),
-        names=[f"control {i + 1} ({path.name})" for i, (_, path) in enumerate(controls)],
-    )
-    return write_graded_outputs(problem, out, on_step=on_step, **options)
-
-
-#: Design family -> grading handler (see the module docstring).
-GRADE_FAMILIES: dict[str, GradeHandler] = {"truss": _grade_truss}
-
-
-def register_grade_family(name: str, handler: GradeHandler) -> None:
-    """Make ``metainv grade --family NAME`` use ``handler`` (see the module docstring)."""
-    GRADE_FAMILIES[name] = handler
 
 
 def _controls(points: Sequence[str], designs: Sequence[Path]) -> list[Control]:
@@ -126,7 +75,9 @@ def grade_command(
         None, "--body", help="Body: a closed STL surface in cell units (instead of --box)."
     ),
     zeta: float = typer.Option(0.5, "--zeta", help="RBF parameter (1/cell^2, SI Eq. 14)."),
-    family: str = typer.Option("truss", "--family", help="Design family of the controls."),
+    family: str | None = typer.Option(
+        None, "--family", help="Design family of the controls (default: the first design's)."
+    ),
     elements_per_cell: int | None = typer.Option(
         None, "--elements-per-cell", help="FE resolution of the projection functions (4)."
     ),
@@ -138,20 +89,15 @@ def grade_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Functionally graded lattice (Bastek et al. 2022, SI Sec. 5): JSON graph, STL, VTU, PNG."""
-    if family not in GRADE_FAMILIES:
-        raise fail(f"unknown family {family!r} (expected one of: {', '.join(GRADE_FAMILIES)})")
     if (box is None) == (body is None):
         raise fail("give the body as either --box LX LY LZ or --body SURFACE.stl")
     given = {"elements_per_cell": elements_per_cell, "segments": segments}
     given |= {"stl": stl, "check": check}
-    options = {key: value for key, value in given.items() if value is not None}
     controls = _controls(control, designs)
     console = Console(stderr=True)
     start = time.perf_counter()
     with console.status("grading") as status:
-        summary = GRADE_FAMILIES[family](
-            controls, box, zeta, out, body=body, on_step=status.update, **options
-        )
+        summary = grade(controls, out, box, zeta, family, body=body, on_step=status.update, **given)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

@@ -1,124 +1,17 @@
-"""Spinodoid handlers of ``metainv homogenize`` and ``metainv export`` (registered on import),
-the spinodoid commands ``metainv generate spinodoid``, ``metainv train spinodoid`` and
+"""The spinodoid commands ``metainv train spinodoid`` and
 ``metainv evaluate spinodoid``, the ``--family spinodoid`` branch of ``metainv design``
-(:func:`design_spinodoid`) and the spinodoid handler of ``metainv grade``.
-
-``homogenize`` prints ``C`` (6x6, in the unit of ``--youngs-modulus``), the measured
-``relative_density`` of the voxel grid and its ``resolution``; the truss-only keys
-``strut_diameter``, ``nodes`` and ``struts`` are omitted. ``export`` writes an STL (cell edge
-``--size``, default 1) or a PNG preview.
+(:func:`design_spinodoid`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from metainv.cli._data import generate_app
 from metainv.cli._errors import handle_errors
-from metainv.cli._grade import register_grade_family
 from metainv.cli._models import evaluate_app, train_app
-from metainv.cli._truss import Family, register_family
-
-
-def _from_dict(data: Mapping[str, Any]) -> Any:
-    from metainv.spinodoid.design import design_from_dict
-
-    return design_from_dict(data)
-
-
-def _homogenize(
-    design: Any, youngs_modulus: float, poisson_ratio: float, resolution: int | None = None
-) -> dict[str, Any]:
-    from metainv.spinodoid.homogenize import DEFAULT_RESOLUTION, homogenize_spinodoid
-
-    result = homogenize_spinodoid(
-        design,
-        resolution=DEFAULT_RESOLUTION if resolution is None else resolution,
-        youngs_modulus=youngs_modulus,
-        poisson_ratio=poisson_ratio,
-    )
-    return {
-        "C": [[float(c) for c in row] for row in result.C],
-        "relative_density": float(result.relative_density),
-        "resolution": int(result.resolution),
-    }
-
-
-def _export(
-    design: Any,
-    path: Path,
-    cells: tuple[int, int, int],
-    fmt: str | None,
-    segments: int,
-    size: float | None = None,
-    resolution: int | None = None,
-) -> None:
-    from metainv.spinodoid.export import export_spinodoid
-
-    del segments  # struts only
-    export_spinodoid(
-        design,
-        path,
-        fmt=fmt,
-        resolution=resolution,
-        cells=cells,
-        size=1.0 if size is None else size,
-    )
-
-
-register_family(
-    "spinodoid",
-    Family(
-        from_dict=_from_dict,
-        homogenize=_homogenize,
-        export=_export,
-        options=frozenset({"resolution", "size"}),
-    ),
-)
-
-
-@generate_app.command("spinodoid")
-@handle_errors
-def generate_spinodoid(
-    n: int = typer.Option(..., "--n", help="Number of rows (designs)."),
-    out: Path = typer.Option(..., "--out", help="Data-set folder (created; resumed if present)."),
-    seed: int = typer.Option(0, "--seed", help="Seed; shard i uses SeedSequence([seed, i])."),
-    workers: int = typer.Option(1, "--workers", help="Worker processes."),
-    shard_size: int = typer.Option(100, "--shard-size", help="Rows per shard."),
-    resolution: int = typer.Option(24, "--resolution", help="Voxels per cell edge of the FE."),
-    density_range: tuple[float, float] = typer.Option(
-        (0.3, 0.9),
-        "--density-range",
-        help="Relative density range LOW HIGH sampled uniformly (default: the published "
-        "0.3 0.9; at least 0.15, our low-density extension).",
-    ),
-    backend: str = typer.Option("local", "--backend", help="local | dask"),
-    scheduler: str = typer.Option(
-        None, "--scheduler", help="Dask scheduler address (default: a LocalCluster)."
-    ),
-) -> None:
-    """Sample spinodoid designs Theta = (rho, theta1..3) and label them by voxel FE.
-
-    The data do not depend on --workers or --backend. Interrupted runs resume when the same
-    command is run again.
-    """
-    from metainv.cli._data import _generate
-    from metainv.data import GenerationSpec
-    from metainv.errors import DesignError
-    from metainv.spinodoid.dataset import generation_parameters
-
-    if resolution < 4:
-        raise typer.BadParameter(f"--resolution must be >= 4, got {resolution}")
-    try:
-        params = generation_parameters(resolution, density_range=density_range)
-    except DesignError as error:
-        raise typer.BadParameter(f"--density-range: {error}") from None
-    spec = GenerationSpec("spinodoid", n, shard_size, seed, params)
-    _generate(spec, out, workers, backend, scheduler)
 
 
 @train_app.command("spinodoid")
@@ -279,48 +172,3 @@ def _rotation_angle(rotation: Any) -> float:
     import numpy as np
 
     return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))
-
-
-_GRADE_OPTIONS = frozenset({"elements_per_cell", "stl"})
-
-
-def grade_spinodoid_handler(
-    controls: Sequence[tuple[tuple[float, float, float], Path]],
-    box: tuple[float, float, float] | None,
-    zeta: float,
-    out: Path,
-    *,
-    body: Path | None = None,
-    on_step: Callable[[str], None] | None = None,
-    **options: Any,
-) -> dict[str, Any]:
-    """``metainv grade --family spinodoid``: level-shifted fields of the control designs
-    blended with normalized Gaussian weights ``exp(-zeta |x - c|^2)`` in the box (cell = RVE
-    edge), a watertight STL, a PNG preview and ``graded.json``. ``--elements-per-cell`` sets the
-    sampling per RVE edge (default 32); ``--no-stl`` skips the STL."""
-    from metainv.errors import DesignError
-    from metainv.spinodoid.graded import (
-        GRADED_RESOLUTION,
-        GradedControl,
-        grade_spinodoid,
-        load_control_design,
-    )
-
-    unknown = sorted(set(options) - _GRADE_OPTIONS)
-    if unknown:
-        raise DesignError(f"option {unknown[0]!r} does not apply to spinodoid grading")
-    if body is not None or box is None:
-        raise DesignError("spinodoid grading fills a box: give --box LX LY LZ (no --body)")
-    if on_step is not None:
-        on_step("blending the control fields")
-    return grade_spinodoid(
-        [GradedControl(point, load_control_design(path)) for point, path in controls],
-        box,
-        zeta,
-        out,
-        resolution=options.get("elements_per_cell") or GRADED_RESOLUTION,
-        stl=options.get("stl", True),
-    )
-
-
-register_grade_family("spinodoid", grade_spinodoid_handler)

@@ -163,6 +163,7 @@ SPINODOID = Family(
     generate_shard=spinodoid_shard,
     grade=grade_design_field,
     design_type=SpinodoidDesign,
+    shard_size=100,
     options={
         "homogenize": frozenset({"resolution"}),
         "export": frozenset({"fmt", "size", "resolution", "threshold"}),

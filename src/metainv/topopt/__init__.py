@@ -9,7 +9,7 @@ the de-homogenized graded part (:mod:`metainv.topopt.parts`).
 from metainv.topopt import lattices  # noqa: F401  (registers the truss and spinodoid laws)
 from metainv.topopt.fem import HexGrid
 from metainv.topopt.filters import DensityFilter, density_filter
-from metainv.topopt.lattices import exponential_law, gyroid_law
+from metainv.topopt.lattices import exponential_fit_law, gyroid_law
 from metainv.topopt.materials import (
     BasisLaw,
     MaterialLaw,
@@ -57,7 +57,7 @@ __all__ = [
     "available_laws",
     "build_model",
     "density_filter",
-    "exponential_law",
+    "exponential_fit_law",
     "get_law",
     "grey_level",
     "gyroid_law",

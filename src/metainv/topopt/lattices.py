@@ -77,10 +77,6 @@ SPINODOID_DENSITIES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 SPINODOID_RESOLUTION = 64
 SPINODOID_SEEDS = (0, 1, 2)
 
-#: Bases (3, 6, 6) of a cubic stiffness, C = C11 B11 + C12 B12 + C44 B44.
-CUBIC_BASIS = np.stack(
-    [cubic_stiffness(1.0, 0.0, 0.0), cubic_stiffness(0.0, 1.0, 0.0), cubic_stiffness(0.0, 0.0, 1.0)]
-)
 CUBIC_NAMES = ("C11", "C12", "C44")
 
 #: Isotropic bases (2, 6, 6) in Voigt form, C = 3 k J + 2 mu K: ``3 J`` has ones in the normal
@@ -352,7 +348,7 @@ def _factory(name: str) -> Callable[[], BasisLaw]:
     return factory
 
 
-def exponential_law(fit: ExponentialFit, name: str) -> BasisLaw:
+def exponential_fit_law(fit: ExponentialFit, name: str) -> BasisLaw:
     """A fitted exponential law (SI Eq. 1) as a material law on the cubic bases."""
     return BasisLaw(
         name=name,
@@ -367,7 +363,7 @@ def exponential_law(fit: ExponentialFit, name: str) -> BasisLaw:
 def gyroid_law(variant: str = "sheet") -> BasisLaw:
     """Material law of the gyroid (SI Eq. 1, shipped fit); registered as ``gyroid`` (sheet)."""
     name = "gyroid" if variant == "sheet" else f"gyroid-{variant}"
-    return exponential_law(exponential_fit("gyroid", variant), name)
+    return exponential_fit_law(exponential_fit("gyroid", variant), name)
 
 
 def _gyroid_factory(variant: str) -> Callable[[], BasisLaw]:

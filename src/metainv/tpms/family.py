@@ -192,6 +192,7 @@ TPMS = Family(
     generate_shard=tpms_shard,
     design=design_tpms,
     design_type=TpmsDesign,
+    shard_size=100,
     options={
         "homogenize": frozenset({"resolution"}),
         "export": frozenset({"fmt", "resolution", "size"}),

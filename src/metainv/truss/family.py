@@ -125,6 +125,7 @@ TRUSS = Family(
     generate_shard=truss_shard,
     grade=grade_truss,
     design_type=TrussDesign,
+    shard_size=10000,
     options={
         "export": frozenset({"fmt", "segments"}),
         "grade": _GRADE_OPTIONS,
