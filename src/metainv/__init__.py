@@ -15,6 +15,7 @@ from metainv.api import (
     grade,
     homogenize,
     load_target,
+    read_stiffness,
 )
 from metainv.errors import DesignError, MetainvError, TargetError
 from metainv.family import (
@@ -52,5 +53,6 @@ __all__ = [
     "homogenize",
     "load_design",
     "load_target",
+    "read_stiffness",
     "register_family",
 ]

@@ -33,6 +33,7 @@ from metainv.family import (
     family_of,
     get_family,
     load_design,
+    read_json,
 )
 from metainv.targets import Target, read_target
 from metainv.tensors import StiffnessReport
@@ -50,6 +51,51 @@ def load_target(
     material's Young's modulus (``"114GPa"`` or a number in ``unit``). ``Target.stiffness`` is
     the (6, 6) stiffness normalized by that modulus."""
     return read_target(str(source), unit=unit, base_modulus=base_modulus)
+
+
+def read_stiffness(
+    source: str | Path,
+    unit: str | None = None,
+    base_modulus: str | float | None = None,
+    candidate: int | None = None,
+) -> Target:
+    """A stiffness from anything metainv reads or writes: a target (built-in name, JSON, CSV),
+    a design file (homogenized by its family), a ``designs.json`` (its ``candidate``-th entry,
+    default the best: the FE stiffness, else the forward model's) or the output of
+    ``metainv homogenize --json``. metainv's own outputs are normalized (``C / E_b``)."""
+    document = _metainv_document(source)
+    if document is None:
+        if candidate is not None:
+            raise MetainvError("--candidate applies to a designs.json, not to a target file")
+        return read_target(str(source), unit=unit, base_modulus=base_modulus)
+    name = Path(source).stem
+    if "candidates" in document:
+        family, value = design_from_document(document, candidate)
+        entry = document["candidates"][(candidate or 1) - 1]
+        stored = entry.get("C_fe") or entry.get("C_forward")
+        C = _as_matrix(stored) if stored is not None else family.homogenize(value, Material()).C
+        name = f"{name} #{candidate or 1}"
+    elif "C" in document:
+        C = _as_matrix(document["C"])
+    else:
+        C = homogenize(document).C
+    return Target(name=name, stiffness=C, unit="normalized", base_modulus_pa=None)
+
+
+def _metainv_document(source: str | Path) -> dict[str, Any] | None:
+    """The parsed JSON of ``source`` when it is a design, a designs.json or a homogenize
+    output (None for anything else, which is read as a target)."""
+    path = Path(source)
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return None
+    data = read_json(path)
+    if not isinstance(data, dict):
+        return None
+    if "family" in data or "candidates" in data:
+        return data
+    if "C" in data and "relative_density" in data:
+        return data
+    return None
 
 
 def check_stiffness(C: Any, **options: Any) -> StiffnessReport:

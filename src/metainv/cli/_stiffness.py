@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from metainv.api import read_stiffness
 from metainv.cli._app import app
 from metainv.cli._errors import fail, handle_errors
 from metainv.targets import Target, read_target
@@ -75,7 +76,13 @@ def surface_command(
         None, "--base-modulus", help=BASE_MODULUS_HELP, show_default="from the file"
     ),
     compare: str | None = typer.Option(
-        None, "--compare", help="Second stiffness (file or built-in) drawn on the same axes."
+        None,
+        "--compare",
+        help="Second stiffness drawn on the same axes: a target, a design file, a designs.json "
+        "or a 'homogenize --json' output.",
+    ),
+    candidate: int | None = typer.Option(
+        None, "--candidate", help="Entry of a --compare designs.json (1 = best; default 1)."
     ),
     compare_unit: str | None = typer.Option(
         None, "--compare-unit", help="Unit of --compare.", show_default=FROM_SOURCE
@@ -95,10 +102,12 @@ def surface_command(
     ),
 ) -> None:
     """Draw the elastic surface E(d) of a stiffness and its e1-e2, e1-e3, e2-e3 sections."""
-    loaded = read_target(target, unit=unit, base_modulus=base_modulus)
+    loaded = read_stiffness(target, unit=unit, base_modulus=base_modulus)
     other = None
     if compare is not None:
-        other = read_target(compare, unit=compare_unit, base_modulus=compare_base_modulus).stiffness
+        other = read_stiffness(
+            compare, unit=compare_unit, base_modulus=compare_base_modulus, candidate=candidate
+        ).stiffness
     written = plot_elastic_surface(
         loaded.stiffness,
         out,
