@@ -15,6 +15,7 @@ from metainv.api import (
     grade,
     homogenize,
     load_target,
+    optimize_topology,
     read_stiffness,
 )
 from metainv.errors import DesignError, MetainvError, TargetError
@@ -53,6 +54,7 @@ __all__ = [
     "homogenize",
     "load_design",
     "load_target",
+    "optimize_topology",
     "read_stiffness",
     "register_family",
 ]

@@ -196,6 +196,38 @@ def grade(
     )
 
 
+def optimize_topology(
+    out: str | Path,
+    problem: str = "cantilever",
+    nel: Sequence[int] = (60, 20, 4),
+    material: str = "gyroid",
+    period: float = 2.0,
+    voxels_per_element: int = 6,
+    callback: Callable[[Any], None] | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Graded-lattice topology optimization (compliance, volume bound) of a benchmark
+    ``problem`` on ``nel`` unit hexahedra with the material law ``material`` (gyroid,
+    isotruss, truss, spinodoid, solid, ...); ``settings`` are the fields of
+    :class:`metainv.topopt.Settings` (``volume_fraction``, ``penalty``, ``max_iter``,
+    ``optimizer``, ``solver``, ``density_range``, ...). Writes the density (VTU, PNG, NPY),
+    history (CSV, PNG), the de-homogenized ``part.stl`` and ``summary.json`` into ``out`` and
+    returns the summary."""
+    from metainv.topopt import Settings
+    from metainv.topopt.output import run_topology_optimization
+    from metainv.topopt.parts import PartOptions
+
+    return run_topology_optimization(
+        Path(out),
+        problem,
+        tuple(int(n) for n in nel),
+        material,
+        Settings(**settings),
+        PartOptions(period=period, voxels_per_element=voxels_per_element),
+        callback=callback,
+    )
+
+
 def _as_matrix(C: Any) -> np.ndarray:
     matrix = np.asarray(C, dtype=float)
     if matrix.shape != (6, 6):

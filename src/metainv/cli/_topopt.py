@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,27 +12,16 @@ from rich.table import Table
 
 from metainv.cli._app import app
 from metainv.cli._errors import handle_errors
-from metainv.errors import MetainvError
 from metainv.topopt import (
     PROBLEMS,
     SOLVERS,
     IterationRecord,
     Settings,
-    TopOptResult,
     available_laws,
-    get_law,
-    make_problem,
-    optimize,
 )
 from metainv.topopt.optimize import OPTIMIZERS
-from metainv.topopt.output import (
-    density_grid,
-    plot_density_slices,
-    plot_history,
-    write_density_vtk,
-    write_history_csv,
-)
-from metainv.topopt.parts import PartOptions, dehomogenize
+from metainv.topopt.output import run_topology_optimization
+from metainv.topopt.parts import PartOptions
 
 PROBLEM_HELP = f"Problem: {', '.join(PROBLEMS)} (see metainv.topopt.problems)."
 MATERIAL_HELP = "Lattice material law (registered: " + ", ".join(available_laws()) + ")."
@@ -95,24 +83,19 @@ def topopt_command(
         density_range=density_range,
         load_sensitivity=load_sensitivity,
     )
-    law = get_law(material)
-    settings.bounds(law)  # clear errors before any work
     part_options = PartOptions(period=period, voxels_per_element=voxels)
-    case = make_problem(problem, nel)
-    out.mkdir(parents=True, exist_ok=True)
-    result = _run_with_progress(case, law, settings)
-    summary = result.summary()
-    summary["files"], part_error = _write_files(result, law, out, part_options)
-    if part_error is not None:
-        summary["part_error"] = part_error
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = _run_with_progress(out, problem, nel, material, settings, part_options)
+    if "part_error" in summary:
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {summary['part_error']}")
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
 
 
-def _run_with_progress(case, law, settings: Settings) -> TopOptResult:
+def _run_with_progress(
+    out: Path, problem: str, nel, material: str, settings: Settings, part_options: PartOptions
+) -> dict:
     console = Console(stderr=True)
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -121,56 +104,21 @@ def _run_with_progress(case, law, settings: Settings) -> TopOptResult:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(f"{case.name} / {law.name}", total=settings.max_iter)
+        task = progress.add_task(f"{problem} / {material}", total=settings.max_iter)
 
         def report(record: IterationRecord) -> None:
             progress.update(
                 task,
                 completed=record.iteration,
                 description=(
-                    f"{case.name} / {law.name}: C={record.compliance:.4g}"
+                    f"{problem} / {material}: C={record.compliance:.4g}"
                     f" grey={record.grey_level:.3f} change={record.change:.3f}"
                 ),
             )
 
-        return optimize(case, law, settings, callback=report)
-
-
-def _write_files(
-    result: TopOptResult, law, out: Path, part_options: PartOptions
-) -> tuple[dict, str | None]:
-    """Write the result files; returns ``({name: path}, error of the part or None)``.
-
-    A part that cannot be built (e.g. no watertight truss mesh) does not lose the optimization:
-    the other files are written and the error is reported."""
-    grid = result.problem.grid
-    title = f"{result.problem.name}, {result.law_name}, p={result.settings.penalty:g}"
-    files = {
-        "density_vtk": write_density_vtk(
-            grid, result.density, out / "density.vtu", {"passive": result.problem.passive_solid}
-        ),
-        "density_png": plot_density_slices(grid, result.density, out / "density.png", title),
-        "history_csv": write_history_csv(result.history, out / "history.csv"),
-        "history_png": plot_history(result.history, out / "history.png", title),
-    }
-    np.save(out / "density.npy", density_grid(grid, result.density))
-    files["density_npy"] = out / "density.npy"
-    part_error = None
-    try:
-        mesh = dehomogenize(
-            density_grid(grid, result.density),
-            getattr(law, "metadata", {}) or {},
-            part_options,
+        return run_topology_optimization(
+            out, problem, nel, material, settings, part_options, callback=report
         )
-    except MetainvError as error:
-        part_error = f"part.stl not written: {error}"
-        Console(stderr=True).print(f"[yellow]warning:[/yellow] {part_error}")
-    else:
-        if mesh is not None:
-            path = out / "part.stl"
-            mesh.export(path)
-            files["part_stl"] = path
-    return {name: str(path) for name, path in files.items()}, part_error
 
 
 def _print_summary(summary: dict) -> None:

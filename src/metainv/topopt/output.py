@@ -6,7 +6,9 @@ Figures use matplotlib's Agg canvas without pyplot state (as :mod:`metainv.viz`)
 from __future__ import annotations
 
 import csv
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -15,8 +17,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from metainv.errors import MetainvError
 from metainv.topopt.fem import HexGrid
-from metainv.topopt.optimize import IterationRecord
+from metainv.topopt.materials import get_law
+from metainv.topopt.optimize import IterationRecord, Settings, TopOptResult, optimize
+from metainv.topopt.parts import PartOptions, dehomogenize
+from metainv.topopt.problems import make_problem
 
 logger = logging.getLogger(__name__)
 
@@ -103,3 +109,64 @@ def plot_history(history: tuple[IterationRecord, ...], path: Path, title: str = 
     path = Path(path)
     figure.savefig(path, dpi=120)
     return path
+
+
+def write_result_files(
+    result: TopOptResult, law: object, out: Path, part_options: PartOptions
+) -> tuple[dict[str, str], str | None]:
+    """Write the files of an optimization into ``out``: ``density.vtu``, ``density.png``,
+    ``history.csv``, ``history.png``, ``density.npy`` and the de-homogenized ``part.stl``.
+
+    Returns ``({name: path}, error of the part or None)``: a part that cannot be built (e.g.
+    no watertight truss mesh) does not lose the optimization; the other files are written and
+    the error is returned (and logged)."""
+    grid = result.problem.grid
+    title = f"{result.problem.name}, {result.law_name}, p={result.settings.penalty:g}"
+    files = {
+        "density_vtk": write_density_vtk(
+            grid, result.density, out / "density.vtu", {"passive": result.problem.passive_solid}
+        ),
+        "density_png": plot_density_slices(grid, result.density, out / "density.png", title),
+        "history_csv": write_history_csv(result.history, out / "history.csv"),
+        "history_png": plot_history(result.history, out / "history.png", title),
+    }
+    np.save(out / "density.npy", density_grid(grid, result.density))
+    files["density_npy"] = out / "density.npy"
+    part_error = None
+    try:
+        mesh = dehomogenize(
+            density_grid(grid, result.density), getattr(law, "metadata", {}) or {}, part_options
+        )
+    except MetainvError as error:
+        part_error = f"part.stl not written: {error}"
+        logger.warning(part_error)
+    else:
+        if mesh is not None:
+            path = out / "part.stl"
+            mesh.export(path)
+            files["part_stl"] = path
+    return {name: str(path) for name, path in files.items()}, part_error
+
+
+def run_topology_optimization(
+    out: Path,
+    problem: str,
+    nel: tuple[int, int, int],
+    material: str,
+    settings: Settings,
+    part_options: PartOptions,
+    callback: Callable[[IterationRecord], None] | None = None,
+) -> dict:
+    """Build ``problem`` on ``nel`` elements, optimize with the law ``material``, write every
+    file (:func:`write_result_files`) and ``summary.json`` into ``out``; returns the summary."""
+    law = get_law(material)
+    settings.bounds(law)  # clear errors before any work
+    case = make_problem(problem, nel)
+    out.mkdir(parents=True, exist_ok=True)
+    result = optimize(case, law, settings, callback=callback)
+    summary = result.summary()
+    summary["files"], part_error = write_result_files(result, law, out, part_options)
+    if part_error is not None:
+        summary["part_error"] = part_error
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
