@@ -125,11 +125,16 @@ def test_graded_mesh_is_closed_and_follows_the_density():
 
 
 def test_regeneration_records_options_and_bounds_the_law(tmp_path):
-    from metainv.tpms.__main__ import main
+    from typer.testing import CliRunner
+
+    from metainv.cli import app
+    from metainv.tpms.__main__ import repeated_options
 
     out = tmp_path / "gyroid.json"
-    main(["--n", "8", "--densities", "0.3", "0.4", "0.5", "--variants", "network",
-          "--fit-range", "0.3", "0.5", "--out", str(out)])  # fmt: skip
+    old = ["--n", "8", "--densities", "0.3", "0.4", "0.5", "--variants", "network"]
+    argv = repeated_options([*old, "--fit-range", "0.3", "0.5", "--out", str(out)])
+    result = CliRunner().invoke(app, ["laws", "tpms", *argv])
+    assert result.exit_code == 0, result.output
     data = load_fit_data("gyroid", out)
     assert data["voxels_per_cell"] == 8
     assert data["fit_range"] == [0.3, 0.5] and data["density_range"] == [0.3, 0.5]

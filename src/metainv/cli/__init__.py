@@ -9,6 +9,7 @@ from metainv.cli import (  # noqa: F401  (imports register commands)
     _design,
     _designs,
     _grade,
+    _laws,
     _models,
     _spinodoid,
     _stiffness,

@@ -1,9 +1,8 @@
-"""Regenerate a tabulated lattice law: ``python -m metainv.topopt {truss,spinodoid}``.
+"""``python -m metainv.topopt LAW [options]``: the same as ``metainv laws table LAW [options]``."""
 
-See :mod:`metainv.topopt.lattices` (``--resolution``, ``--seeds`` for the spinodoid, ``--out``).
-"""
+import sys
 
-from metainv.topopt.lattices import main
+from metainv.cli import app
 
 if __name__ == "__main__":
-    main()
+    app(["laws", "table", *sys.argv[1:]])

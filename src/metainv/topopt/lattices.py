@@ -3,7 +3,7 @@ r"""Tabulated lattice laws for topology optimization: a truss design and an isot
 Both laws are homogenized with the project's own forward models, tabulated over the lattice's
 relative density, fitted by a low-order polynomial (smooth, with an exact derivative for the
 sensitivities) and shipped as JSON in ``metainv/topopt/data/<law>.json``;
-``python -m metainv.topopt truss|spinodoid`` regenerates a table (:func:`main`).
+``metainv laws table truss|spinodoid`` regenerates a table (:func:`law_table_data`).
 
 ``truss``
     One fixed design: the compound of the simple-cubic and the octet cells (topology
@@ -44,10 +44,8 @@ In both cases the law is ``D^H(rho) = sum_k c_k(s rho) D_k`` with ``s`` the dens
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -245,19 +243,29 @@ class TableSpec:
     exponents: tuple[int, ...]
     scale: float
     density_range: tuple[float, float]
-    build: Callable[[argparse.Namespace, Callable[[], None]], tuple[dict, dict]]
-    steps: Callable[[argparse.Namespace], int]
+    build: Callable[[TableOptions, Callable[[], None]], tuple[dict, dict]]
+    steps: Callable[[TableOptions], int]
     metadata: dict
 
 
-def _build_truss(args: argparse.Namespace, progress: Callable[[], None]) -> tuple[dict, dict]:
+@dataclass(frozen=True)
+class TableOptions:
+    """Options of a table build: voxels per cell edge and field realizations (spinodoid),
+    the solid's Poisson ratio."""
+
+    resolution: int = SPINODOID_RESOLUTION
+    seeds: int = len(SPINODOID_SEEDS)
+    poisson: float = SOLID_POISSON_RATIO
+
+
+def _build_truss(args: TableOptions, progress: Callable[[], None]) -> tuple[dict, dict]:
     table = truss_table(poisson_ratio=args.poisson)
     progress()
     options = {"topology": [list(pair) for pair in TRUSS_TOPOLOGY], "beam": "Timoshenko"}
     return table, options
 
 
-def _build_spinodoid(args: argparse.Namespace, progress: Callable[[], None]) -> tuple[dict, dict]:
+def _build_spinodoid(args: TableOptions, progress: Callable[[], None]) -> tuple[dict, dict]:
     table = spinodoid_table(
         resolution=args.resolution,
         seeds=range(args.seeds),
@@ -318,7 +326,7 @@ def load_table(name: str, path: Path | None = None) -> dict:
     path = data_path(name) if path is None else Path(path)
     if not path.is_file():
         raise MetainvError(
-            f"no {name} law table at {path}; regenerate it with: python -m metainv.topopt {name}"
+            f"no {name} law table at {path}; regenerate it with: metainv laws table {name}"
         )
     return json.loads(path.read_text())
 
@@ -385,35 +393,30 @@ def register_table_laws() -> None:
 register_table_laws()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m metainv.topopt {truss,spinodoid} [--resolution 64] [--seeds 3] [--out F]``."""
-    from rich.console import Console
-    from rich.progress import Progress
-
-    parser = argparse.ArgumentParser(description="Regenerate a tabulated lattice law (JSON).")
-    parser.add_argument("law", choices=sorted(TABLES))
-    parser.add_argument("--resolution", type=int, default=SPINODOID_RESOLUTION)
-    parser.add_argument("--seeds", type=int, default=len(SPINODOID_SEEDS))
-    parser.add_argument("--poisson", type=float, default=SOLID_POISSON_RATIO)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    spec = TABLES[args.law]
-    console = Console(stderr=True)
-    with Progress(console=console) as bar:
-        task = bar.add_task(args.law, total=spec.steps(args))
-        table, options = spec.build(args, lambda: bar.advance(task))
+def law_table_data(
+    law: str,
+    options: TableOptions = TableOptions(),
+    progress: Callable[[], None] | None = None,
+    command: str = "",
+) -> dict:
+    """Tabulate the law ``law`` (``truss`` or ``spinodoid``) by FE and fit its polynomial:
+    the JSON document of ``src/metainv/topopt/data/<law>.json``; ``progress`` is called after
+    each of :func:`law_table_steps` steps."""
+    if law not in TABLES:
+        raise MetainvError(f"unknown law table {law!r} (expected one of: {', '.join(TABLES)})")
+    if options.resolution < 4 or options.seeds < 1:
+        raise MetainvError("--resolution must be >= 4 and --seeds >= 1")
+    spec = TABLES[law]
+    table, build_options = spec.build(options, progress or (lambda: None))
     values = np.stack([table[key] for key in spec.names], axis=1)
     coefficients, rms = fit_polynomial(table["density"], values, spec.exponents)
     scale = np.abs(values).max(axis=0)
-    data = {
+    return {
         "description": spec.description,
-        "command": " ".join(
-            ["python -m metainv.topopt", *(argv if argv is not None else sys.argv[1:])]
-        ),
-        "law": args.law,
-        "options": options,
-        "poisson_ratio": args.poisson,
+        "command": command,
+        "law": law,
+        "options": build_options,
+        "poisson_ratio": options.poisson,
         "youngs_modulus": 1.0,
         "density_scale": spec.scale,
         "density_range": list(spec.density_range),
@@ -426,12 +429,8 @@ def main(argv: list[str] | None = None) -> None:
             "relative_rms": {key: float(rms[i] / scale[i]) for i, key in enumerate(spec.names)},
         },
     }
-    out = args.out or data_path(args.law)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=1) + "\n")
-    console.print(f"wrote {out}")
-    for key in spec.names:
-        console.print(
-            f"{key}: A={np.round(data['fit']['coefficients'][key], 6)}"
-            f" relative rms={data['fit']['relative_rms'][key]:.2e}"
-        )
+
+
+def law_table_steps(law: str, options: TableOptions = TableOptions()) -> int:
+    """Number of progress steps of :func:`law_table_data`."""
+    return TABLES[law].steps(options)

@@ -23,7 +23,7 @@ with ``D*`` the solid's constants (``D*_11 = lambda + 2 mu``, ``D*_12 = lambda``
 with the constant bases ``B11 = diag(1, 1, 1, 0, 0, 0)``, ``B12`` the off-diagonal ones of the
 normal block and ``B44 = diag(0, 0, 0, 1, 1, 1)``.
 
-The fitted data ship as ``metainv/tpms/data/<surface>.json``; ``python -m metainv.tpms``
+The fitted data ship as ``metainv/tpms/data/<surface>.json``; ``metainv laws tpms``
 regenerates them (see :mod:`metainv.tpms.__main__`; ``--n``, ``--densities`` and ``--fit-range``
 are recorded in the JSON). A fit range ``[rho_min, rho_max]`` becomes the law's
 ``density_range``: the optimizer then bounds the densities to it, so the exponential is never
@@ -83,7 +83,7 @@ CUBIC_BASIS = np.stack(
 #: Densities homogenized for the shipped fit (rho = 1 is the solid itself, not computed).
 FIT_DENSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
-#: Voxels per cell edge of the shipped fit (``python -m metainv.tpms --n``).
+#: Voxels per cell edge of the shipped fit (``metainv laws tpms --n``).
 DEFAULT_RESOLUTION = 24
 
 DATA_PACKAGE = "metainv.tpms"
@@ -237,8 +237,7 @@ def load_fit_data(surface: str = "gyroid", path: Path | None = None) -> dict:
     path = data_path(surface) if path is None else Path(path)
     if not path.is_file():
         raise MetainvError(
-            f"no TPMS law data at {path}; regenerate it with:"
-            f" python -m metainv.tpms --surface {surface}"
+            f"no TPMS law data at {path}; regenerate it with: metainv laws tpms --surface {surface}"
         )
     return json.loads(path.read_text())
 
@@ -263,3 +262,52 @@ def exponential_fit(
         rms=np.array([fit[name]["rms"] for name in CUBIC_NAMES]),
         density_range=tuple(data.get("density_range", (0.0, 1.0))),
     )
+
+
+def law_fit_data(
+    surface: str = "gyroid",
+    n: int = DEFAULT_RESOLUTION,
+    densities: Sequence[float] = FIT_DENSITIES,
+    fit_range: tuple[float, float] | None = None,
+    variants: Sequence[str] = ("sheet", "network"),
+    poisson_ratio: float = 0.3,
+    progress: Callable[[str], None] | None = None,
+    command: str = "",
+) -> dict:
+    """Homogenize each variant of ``surface`` over ``densities`` with periodic voxel FE at
+    ``n`` voxels per cell edge and fit SI Eq. 1 to ``C11, C12, C44`` (over ``fit_range`` only,
+    when given: that range then bounds the optimizer's densities): the JSON document of
+    ``src/metainv/tpms/data/<surface>.json``. ``progress(variant)`` is called after each
+    homogenization."""
+    if fit_range is not None and not 0.0 <= fit_range[0] < fit_range[1] <= 1.0:
+        raise MetainvError(f"--fit-range needs 0 <= RHO_MIN < RHO_MAX <= 1, got {fit_range}")
+    data = {
+        "description": (
+            f"Cubic constants C11, C12, C44 of {surface} cells from periodic voxel"
+            " homogenization (8-node hexahedra, metainv.voxel), normalized by the solid's Young's"
+            " modulus, and least-squares fits of SI Eq. 1: D_ij = D*_ij (a_ij exp(b_ij rho) - a_ij)"
+        ),
+        "command": command,
+        "surface": surface,
+        "voxels_per_cell": n,
+        "densities": list(densities),
+        "fit_range": None if fit_range is None else list(fit_range),
+        "density_range": list(fit_range) if fit_range is not None else [0.0, 1.0],
+        "boundary": "periodic",
+        "void_modulus_ratio": 1e-6,
+        "youngs_modulus": 1.0,
+        "poisson_ratio": poisson_ratio,
+        "variants": {},
+    }
+    for variant in variants:
+        table = homogenization_table(
+            surface,
+            variant,
+            densities=densities,
+            n=n,
+            poisson_ratio=poisson_ratio,
+            progress=None if progress is None else (lambda _, v=variant: progress(v)),
+        )
+        fit = fit_table(table, poisson_ratio, tuple(fit_range or (0.0, 1.0)))
+        data["variants"][variant] = {**table, "fit": fit}
+    return data
