@@ -261,8 +261,7 @@ Preconditioner = Callable[[np.ndarray], np.ndarray]
 
 def _amg_setup(unknowns: Unknowns) -> Callable[[sp.spmatrix], Preconditioner]:
     block = unknowns.dofs_per_node if unknowns.node_blocks else 1
-    null_space = unknowns.near_null_space()
-    return lambda K: AMGPreconditioner(K, null_space, block)
+    return lambda K: AMGPreconditioner(K, unknowns.near_null_space(), block)
 
 
 def _mg_setup(unknowns: Unknowns) -> Callable[[sp.spmatrix], Preconditioner]:
