@@ -25,7 +25,7 @@ Typical use::
 
 from metainv.grading._body import Body, box_body, stl_body
 from metainv.grading._centres import CellCentres, find_cell_centres
-from metainv.grading._fem import HexGrid, ProjectionField, solve_projection_functions
+from metainv.grading._fem import ProjectionField, solve_projection_functions
 from metainv.grading._lattice import GradedLattice, assemble_lattice, graded_lattice
 from metainv.grading._local import (
     LocalCell,
@@ -56,7 +56,6 @@ __all__ = [
     "CellCentres",
     "GradedLattice",
     "GradingProblem",
-    "HexGrid",
     "LocalCell",
     "LocalCheck",
     "ProjectionField",

@@ -7,7 +7,7 @@ the de-homogenized graded part (:mod:`metainv.topopt.parts`).
 """
 
 from metainv.topopt import lattices  # noqa: F401  (registers the truss and spinodoid laws)
-from metainv.topopt.fem import HexGrid
+from metainv.fem import HexGrid
 from metainv.topopt.filters import DensityFilter, density_filter
 from metainv.topopt.materials import (
     BasisLaw,

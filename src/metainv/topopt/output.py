@@ -15,12 +15,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from metainv.topopt.fem import HexGrid
+from metainv.fem import HexGrid
 from metainv.topopt.optimize import IterationRecord
 
 logger = logging.getLogger(__name__)
 
-#: meshio's node order of a VTK hexahedron equals :data:`metainv.topopt.fem.HEX8_NODES`.
+#: meshio's node order of a VTK hexahedron equals :data:`metainv.fem.VTK_NODES`.
 VTK_CELL = "hexahedron"
 
 
