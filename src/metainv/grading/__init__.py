@@ -33,7 +33,6 @@ from metainv.grading._local import (
     grading_direction,
     local_cell,
     local_check,
-    periodic_stiffness,
 )
 from metainv.grading._mesh import graded_mesh, is_watertight_stl
 from metainv.grading._output import (
@@ -73,7 +72,6 @@ __all__ = [
     "local_cell",
     "local_check",
     "parse_point",
-    "periodic_stiffness",
     "plot_lattice",
     "plot_local_check",
     "rbf_weights",
