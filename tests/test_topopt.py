@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from metainv.cli import app
 from metainv.errors import MetainvError
+from metainv.fem import Unknowns, multigrid_prolongations
+from metainv.fem import solvers as fem_solvers
 from metainv.tensors import isotropic_stiffness
 from metainv.topopt import (
     BasisLaw,
@@ -37,8 +39,6 @@ from metainv.topopt import (
     stiffness_derivative,
 )
 from metainv.topopt import materials as materials_module
-from metainv.fem import Unknowns, multigrid_prolongations
-from metainv.fem import solvers as fem_solvers
 from metainv.topopt.optimizers import MmaState, mma_update, oc_update
 from metainv.tpms import ExponentialFit
 from metainv.tpms.law import solid_cubic_constants

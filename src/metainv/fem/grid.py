@@ -84,8 +84,9 @@ class HexGrid:
     def node_index(self, i: np.ndarray, j: np.ndarray, k: np.ndarray) -> np.ndarray:
         """Node numbers of integer node coordinates ``(i, j, k)`` (broadcast; wrapped when
         periodic)."""
-        return _ravel(np.asarray(i), np.asarray(j), np.asarray(k), self.node_shape, self.order,
-                      self.periodic)
+        return _ravel(
+            np.asarray(i), np.asarray(j), np.asarray(k), self.node_shape, self.order, self.periodic
+        )
 
     def element_index(self, i: np.ndarray, j: np.ndarray, k: np.ndarray) -> np.ndarray:
         """Element numbers of integer element coordinates ``(i, j, k)`` (broadcast)."""

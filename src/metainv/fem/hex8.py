@@ -131,7 +131,9 @@ def affine_displacement(
     return u[0] if single else u
 
 
-def scalar_stiffness(spacing: float | np.ndarray = 1.0, nodes: np.ndarray = VTK_NODES) -> np.ndarray:
+def scalar_stiffness(
+    spacing: float | np.ndarray = 1.0, nodes: np.ndarray = VTK_NODES
+) -> np.ndarray:
     r"""Laplace element matrix :math:`\int_{\Omega_e} \nabla N_a \cdot \nabla N_b \, d\Omega` (8, 8)
     (units of length)."""
     G = gauss_gradients(spacing, nodes)
@@ -139,7 +141,9 @@ def scalar_stiffness(spacing: float | np.ndarray = 1.0, nodes: np.ndarray = VTK_
     return weight * np.einsum("gad,gbd->ab", G, G)
 
 
-def gradient_integral(spacing: float | np.ndarray = 1.0, nodes: np.ndarray = VTK_NODES) -> np.ndarray:
+def gradient_integral(
+    spacing: float | np.ndarray = 1.0, nodes: np.ndarray = VTK_NODES
+) -> np.ndarray:
     r""":math:`\int_{\Omega_e} \nabla N_a \, d\Omega` (8, 3) (units of length squared)."""
     weight = GAUSS_WEIGHT * float(np.prod(_spacing(spacing)))
     return weight * gauss_gradients(spacing, nodes).sum(0)

@@ -89,7 +89,8 @@ class Unknowns:
         if dofs.size % b:
             return False
         groups = dofs.reshape(-1, b)
-        return bool(np.all(groups % b == np.arange(b)) and np.all(groups // b == groups[:, :1] // b))
+        same_node = np.all(groups // b == groups[:, :1] // b)
+        return bool(np.all(groups % b == np.arange(b)) and same_node)
 
     def near_null_space(self) -> np.ndarray:
         """Near null space (n, k) of the unknowns: the 6 rigid-body modes (elasticity, modes
@@ -206,7 +207,9 @@ def _prolongation(grid: HexGrid, b: int) -> tuple[sp.csr_matrix, HexGrid] | None
         nodes = sp.kron(factors[0], sp.kron(factors[1], factors[2]))
     coarse = HexGrid(
         tuple(n // 2 if n % 2 == 0 else n for n in counts),
-        spacing=tuple(s * (2 if n % 2 == 0 else 1) for s, n in zip(grid.spacing, counts)),
+        spacing=tuple(
+            s * (2 if n % 2 == 0 else 1) for s, n in zip(grid.spacing, counts, strict=True)
+        ),
         origin=grid.origin,
         order=grid.order,
     )

@@ -12,8 +12,10 @@ centres (midpoint rule), which reproduces a uniform lattice exactly. For a surfa
 whose centre lies outside the surface get the weight ``1e-3`` (a smooth extension of ``phi`` that
 hardly affects the fit inside). One node is pinned (the constant is free), the sparse system is
 solved for the three right-hand sides by CG preconditioned with smoothed-aggregation AMG (set
-up once; SuperLU up to ``DIRECT_LIMIT`` unknowns; :mod:`metainv.fem.solvers`), and ``phi`` is shifted to vanish at the
-anchor point (the lower corner of the body by default), where a lattice point then lies.
+up once; SuperLU up to ``DIRECT_LIMIT`` unknowns; :mod:`metainv.fem.solvers`), and ``phi`` is
+shifted to vanish at the anchor point (the lower corner of the body by default), where a lattice
+point then lies. Grid, element and assembly are those of :mod:`metainv.fem` (the stencil
+assembly of the voxel elasticity, with one unknown per node).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ CG_MAXITER = 500
 MAX_ELEMENTS = 3_000_000
 #: Weight of elements outside a surface body.
 OUTSIDE_WEIGHT = 1e-3
+
 
 @dataclass(frozen=True, eq=False)
 class ProjectionField:

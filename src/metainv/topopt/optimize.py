@@ -10,8 +10,9 @@ element stiffness ``D_e = E_min D^H(rho_max) + (1 - E_min) rho_e^p D^H(rho_e)`` 
 see :mod:`metainv.topopt.materials`), ``D_e = D_s`` on passive elements, and loads
 ``F = F_ext + sum_e f_e(rho_e)`` holding the inherent-strain forces ``f_e = int B^T D_e eps_inh``
 (SI Eq. 4), on unit 8-node hexahedra (:mod:`metainv.fem`; element stiffness
-``k_e = int B^T D_e B`` by 2x2x2 Gauss, SI Eq. 3). Move limit, convergence test and grey level are measured on the normalized density
-``(rho - rho_min) / (rho_max - rho_min)``, so a bounded law is judged like an unbounded one.
+``k_e = int B^T D_e B`` by 2x2x2 Gauss, SI Eq. 3). Move limit, convergence test and grey level
+are measured on the normalized density ``(rho - rho_min) / (rho_max - rho_min)``, so a bounded
+law is judged like an unbounded one.
 
 Sensitivity (adjoint, self-adjoint because C is the compliance)
 ---------------------------------------------------------------
