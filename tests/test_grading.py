@@ -23,7 +23,6 @@ from metainv.grading import (
     graded_mesh,
     load_control_design,
     local_cell,
-    periodic_stiffness,
     rbf_weights,
     solve_projection_functions,
     stl_body,
@@ -33,7 +32,7 @@ from metainv.tensors import nmse, rotation_from_angle_axis
 from metainv.truss.compound import compound_graph
 from metainv.truss.design import TrussDesign, deformation_gradient, design_to_dict
 from metainv.truss.export import lattice_graph
-from metainv.truss.homogenize import homogenize, homogenize_lattice
+from metainv.truss.homogenize import homogenize, homogenize_lattice, lattice_stiffness
 from metainv.truss.lattice import periodic_lattice, strut_diameter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +187,7 @@ def test_far_cells_match_their_control_design(octet_bcc):
     errors = []
     for x, side in zip(lattice.centres.positions[far], offset[far] > 0, strict=True):
         cell = local_cell(problem, x)
-        local = periodic_stiffness(cell.lattice, cell.lattice_vectors, cell.diameters)
+        local = lattice_stiffness(cell.lattice, cell.lattice_vectors, cell.diameters)
         errors.append(float(nmse(C[int(side)], local)))
     assert max(errors) < 0.02
     for index, d in enumerate(problem.designs):
@@ -243,13 +242,13 @@ def test_superposed_cell_keeps_each_design_complete():
         )
 
 
-def test_periodic_stiffness_matches_uniform_homogenization():
+def test_lattice_stiffness_matches_uniform_homogenization():
     lattice = periodic_lattice(ROTATED.topology)
     F = deformation_gradient(ROTATED)
     d = float(strut_diameter(lattice, F, ROTATED.relative_density))
     expected = homogenize_lattice(lattice, F, d, reduce_cell=False)
     np.testing.assert_allclose(
-        periodic_stiffness(lattice, F, np.full(lattice.n_struts, d)),
+        lattice_stiffness(lattice, F, np.full(lattice.n_struts, d)),
         expected,
         rtol=1e-10,
         atol=1e-14,
@@ -466,5 +465,5 @@ def test_readme_example_regression():
     C = [homogenize(d).C for d in problem.designs]
     for x, index in (([0.5, 2.0, 2.0], 0), ([9.5, 2.0, 2.0], 1)):
         cell = local_cell(problem, np.array(x))
-        local = periodic_stiffness(cell.lattice, cell.lattice_vectors, cell.diameters)
+        local = lattice_stiffness(cell.lattice, cell.lattice_vectors, cell.diameters)
         assert float(nmse(C[index], local)) < 1e-10

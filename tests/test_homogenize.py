@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from metainv.errors import MetainvError
 from metainv.tensors import (
     isotropic_stiffness,
     random_rotations,
@@ -19,6 +20,7 @@ from metainv.truss.homogenize import (
     homogenize_lattice,
     homogenize_lattice_torch,
     homogenize_many,
+    lattice_stiffness,
     primitive_half_cells,
 )
 from metainv.truss.lattice import (
@@ -142,6 +144,23 @@ def test_half_cell_reduction_is_exact():
     for lattice in reducible[:20] + reducible[-5:]:
         C = homogenize_lattice(lattice, F, 0.03, reduce_cell=False)
         np.testing.assert_allclose(homogenize_lattice(lattice, F, 0.03), C, atol=1e-10 * C.max())
+
+
+def test_per_strut_kernel_generalizes_the_uniform_diameter():
+    """lattice_stiffness with equal diameters is homogenize_lattice (batched, reduced cell or
+    not); a thicker strut only stiffens."""
+    lattice = periodic_lattice(((2, 2), (3, 1), (2, 2)))
+    F = np.diag([1.2, 0.8, 1.5]) @ random_rotations(2, np.random.default_rng(4))
+    d = np.array([0.03, 0.05])
+    uniform = homogenize_lattice(lattice, F, d)
+    per_strut = lattice_stiffness(lattice, F, d[:, None] * np.ones(lattice.n_struts))
+    np.testing.assert_allclose(per_strut, uniform, rtol=1e-10, atol=1e-12 * uniform.max())
+    thicker = np.full(lattice.n_struts, 0.03)
+    thicker[0] = 0.06
+    stiffer = lattice_stiffness(lattice, F[0], thicker)
+    assert np.linalg.eigvalsh(stiffer - uniform[0]).min() > -1e-12 * uniform.max()
+    with pytest.raises(MetainvError, match="one diameter per strut"):
+        lattice_stiffness(lattice, F[0], np.ones(lattice.n_struts + 1))
 
 
 def shifted(lattice: PeriodicLattice, shift: np.ndarray) -> PeriodicLattice:

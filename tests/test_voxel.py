@@ -8,14 +8,11 @@ import pytest
 from metainv.errors import MetainvError
 from metainv.tensors import check_stiffness, isotropic_stiffness, rotate_stiffness
 from metainv.voxel import (
-    hex8_mean_strain,
-    hex8_stiffness,
     homogenize_voxels,
     homogenize_voxels_detailed,
     keep_held_voxels,
     voxel_components,
 )
-from metainv.voxel._element import affine_element_displacement
 
 NU = 0.3
 TIGHT = 1e-10
@@ -60,27 +57,6 @@ def laminate_exact(phases: list[np.ndarray], fractions: list[float]) -> np.ndarr
 
 def loewner_psd(M: np.ndarray, tol: float = 1e-9) -> bool:
     return bool(np.linalg.eigvalsh(0.5 * (M + M.T)).min() >= -tol * np.abs(M).max())
-
-
-# ----------------------------------------------------------------------------------------------
-# element
-# ----------------------------------------------------------------------------------------------
-
-
-def test_element_rigid_modes_and_mean_strain():
-    h = 0.25
-    Ke = hex8_stiffness(NU, h)
-    np.testing.assert_allclose(Ke, Ke.T, atol=1e-14)
-    eigenvalues = np.linalg.eigvalsh(Ke)
-    assert np.sum(np.abs(eigenvalues) < 1e-10 * eigenvalues.max()) == 6  # 3 translations, 3 rot.
-    strains = np.random.default_rng(1).standard_normal((4, 6))
-    u = affine_element_displacement(strains, h)
-    np.testing.assert_allclose(u @ hex8_mean_strain(NU, h).T, strains, atol=1e-12)
-    # element energy of a homogeneous strain: h^3 eps^T D eps
-    D = isotropic_stiffness(1.0, NU)
-    np.testing.assert_allclose(
-        np.einsum("mi,ij,mj->m", u, Ke, u), h**3 * np.einsum("mi,ij,mj->m", strains, D, strains)
-    )
 
 
 # ----------------------------------------------------------------------------------------------

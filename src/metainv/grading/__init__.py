@@ -25,7 +25,7 @@ Typical use::
 
 from metainv.grading._body import Body, box_body, stl_body
 from metainv.grading._centres import CellCentres, find_cell_centres
-from metainv.grading._fem import HexGrid, ProjectionField, solve_projection_functions
+from metainv.grading._fem import ProjectionField, solve_projection_functions
 from metainv.grading._lattice import GradedLattice, assemble_lattice, graded_lattice
 from metainv.grading._local import (
     LocalCell,
@@ -33,7 +33,6 @@ from metainv.grading._local import (
     grading_direction,
     local_cell,
     local_check,
-    periodic_stiffness,
 )
 from metainv.grading._mesh import graded_mesh, is_watertight_stl
 from metainv.grading._output import (
@@ -56,7 +55,6 @@ __all__ = [
     "CellCentres",
     "GradedLattice",
     "GradingProblem",
-    "HexGrid",
     "LocalCell",
     "LocalCheck",
     "ProjectionField",
@@ -74,7 +72,6 @@ __all__ = [
     "local_cell",
     "local_check",
     "parse_point",
-    "periodic_stiffness",
     "plot_lattice",
     "plot_local_check",
     "rbf_weights",

@@ -43,7 +43,7 @@ class CellCentres:
 
 def _seeds(field: ProjectionField) -> tuple[np.ndarray, np.ndarray]:
     """One start point per cell label met on the grid: the node nearest the centre in phi."""
-    nodes = field.grid.node_coordinates()
+    nodes = field.grid.node_coordinates
     phi = field.values
     labels = np.floor(phi).astype(np.int64)
     error = np.abs(phi - labels - 0.5).max(axis=1)

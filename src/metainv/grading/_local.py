@@ -3,8 +3,9 @@
 The cell sampled at ``x`` is the superposed cell with basis ``A(x)`` (SI Eq. 15) and strut
 diameters ``d^s(x)`` (SI Eq. 16), struts below the drop threshold removed, repeated periodically.
 Its stiffness comes from the Timoshenko-beam homogenization of :mod:`metainv.truss.homogenize`
-with one diameter per strut. The interpolated target is ``sum_i N(x, x_i) C_i`` with ``C_i`` the
-FE stiffness of control design ``i``; the error is the NMSE of :func:`metainv.tensors.nmse`.
+with one diameter per strut (:func:`metainv.truss.homogenize.lattice_stiffness`). The
+interpolated target is ``sum_i N(x, x_i) C_i`` with ``C_i`` the FE stiffness of control design
+``i``; the error is the NMSE of :func:`metainv.tensors.nmse`.
 """
 
 from __future__ import annotations
@@ -13,21 +14,12 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from metainv.errors import MetainvError
 from metainv.grading._problem import GradingProblem
 from metainv.grading._superpose import SuperposedCell, superposed_cell
 from metainv.tensors import nmse
-from metainv.truss.homogenize import (
-    BeamMaterial,
-    _assembly_plan,
-    _condense,
-    _extended_stiffness,
-    _strain_map,
-    beam_stiffness,
-    homogenize_many,
-)
+from metainv.truss.homogenize import BeamMaterial, homogenize_many, lattice_stiffness
 from metainv.truss.lattice import PeriodicLattice
 
 __all__ = [
@@ -36,7 +28,6 @@ __all__ = [
     "grading_direction",
     "local_cell",
     "local_check",
-    "periodic_stiffness",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,29 +81,6 @@ def local_cell(
         diameters=diameters[keep],
         weights=weights,
     )
-
-
-def periodic_stiffness(
-    lattice: PeriodicLattice,
-    lattice_vectors: np.ndarray,
-    diameters: np.ndarray,
-    material: BeamMaterial = BeamMaterial(),
-) -> np.ndarray:
-    """Effective Voigt stiffness (6, 6) of a periodic lattice with one diameter per strut.
-
-    Same Timoshenko-beam model, assembly and exact static condensation as
-    :func:`metainv.truss.homogenize.homogenize_lattice` (which takes one uniform diameter);
-    ``lattice_vectors`` (3, 3) with the lattice vectors as columns, ``diameters`` (m,).
-    """
-    plan = _assembly_plan(lattice, reduce_cell=False)
-    F = torch.as_tensor(np.asarray(lattice_vectors, dtype=np.float64))
-    struts = torch.as_tensor(plan.frac_vectors) @ F.T
-    element = beam_stiffness(struts, torch.as_tensor(np.asarray(diameters, float)), material)
-    extended = _extended_stiffness(element, _strain_map(struts)).reshape(-1)
-    K = torch.zeros(plan.size * plan.size, dtype=torch.float64)
-    K = K.index_add(0, torch.as_tensor(plan.scatter_index), extended).reshape(plan.size, -1)
-    K[:3, :3] += torch.eye(3) * K.diagonal()[:-6].mean()  # fix the rigid translation
-    return _condense(K.numpy()[None], lattice)[0] / abs(float(np.linalg.det(F.numpy())))
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,7 +138,7 @@ def local_check(
     C_local = np.empty((n_samples, 6, 6))
     for i, x in enumerate(positions):
         sample = local_cell(problem, x, min_relative_diameter, cell)
-        C_local[i] = periodic_stiffness(
+        C_local[i] = lattice_stiffness(
             sample.lattice, sample.lattice_vectors, sample.diameters, material
         )
     C_target = np.einsum("pk,kij->pij", problem.weights(positions), C_controls)

@@ -1,9 +1,12 @@
 """Tensor notation for elasticity: the one place that owns it.
 
 Voigt order 11, 22, 33, 23, 13, 12 with engineering shear strains; every function accepts numpy
-arrays or torch tensors (differentiable) unless stated otherwise.
+arrays or torch tensors (differentiable) unless stated otherwise. ``backend`` holds the small
+numpy-or-torch helpers they are written with (``is_torch``, ``constant``, ``einsum``, ``sqrt``,
+...), for code elsewhere that must accept both too.
 """
 
+from metainv.tensors import _backend as backend
 from metainv.tensors._elastic import (
     compliance,
     cubic_stiffness,
@@ -56,6 +59,7 @@ __all__ = [
     "VOIGT_PAIRS",
     "StiffnessReport",
     "angle_axis_from_rotation",
+    "backend",
     "bond_matrix",
     "c21_from_matrix",
     "canonical_stiffness",

@@ -6,8 +6,8 @@ top, density filter, OC or MMA updates, compliance under external and inherent-s
 the de-homogenized graded part (:mod:`metainv.topopt.parts`).
 """
 
+from metainv.fem import HexGrid
 from metainv.topopt import lattices  # noqa: F401  (registers the truss and spinodoid laws)
-from metainv.topopt.fem import HexGrid
 from metainv.topopt.filters import DensityFilter, density_filter
 from metainv.topopt.lattices import exponential_fit_law, gyroid_law
 from metainv.topopt.materials import (

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from metainv.errors import MetainvError
-from metainv.topopt.fem import HexGrid
+from metainv.fem import HexGrid
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,7 +54,7 @@ def density_filter(grid: HexGrid, radius: float) -> DensityFilter:
         source = np.flatnonzero(inside)
         t = target[inside]
         rows.append(source)
-        cols.append(t[:, 0] + grid.nx * (t[:, 1] + grid.ny * t[:, 2]))
+        cols.append(grid.element_index(t[:, 0], t[:, 1], t[:, 2]))
         weights.append(np.full(source.size, weight))
     H = sp.csr_matrix(
         (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),

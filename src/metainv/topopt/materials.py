@@ -6,7 +6,7 @@ modulus ``E_s``). Every law is written as a sum of constant basis matrices times
 
 .. math:: D^H(\rho) = \sum_{k=1}^{m} c_k(\rho)\, D_k ,
 
-which is what the assembly exploits (:mod:`metainv.topopt.fem`): the stiffness of every element is
+which is what the assembly exploits (:mod:`metainv.fem.assembly`): the stiffness of every element is
 a combination of ``m`` reference element matrices. Laws shipped here:
 
 * ``solid``: ``D^H = D_s`` (isotropic solid, ``m = 1``): with SIMP this is classical SIMP;

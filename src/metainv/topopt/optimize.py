@@ -9,8 +9,10 @@ they stay in the law's range ``[rho_min, rho_max]``; passive elements are solid 
 element stiffness ``D_e = E_min D^H(rho_max) + (1 - E_min) rho_e^p D^H(rho_e)`` (SI Eqs. 1-3, 8;
 see :mod:`metainv.topopt.materials`), ``D_e = D_s`` on passive elements, and loads
 ``F = F_ext + sum_e f_e(rho_e)`` holding the inherent-strain forces ``f_e = int B^T D_e eps_inh``
-(SI Eq. 4). Move limit, convergence test and grey level are measured on the normalized density
-``(rho - rho_min) / (rho_max - rho_min)``, so a bounded law is judged like an unbounded one.
+(SI Eq. 4), on unit 8-node hexahedra (:mod:`metainv.fem`; element stiffness
+``k_e = int B^T D_e B`` by 2x2x2 Gauss, SI Eq. 3). Move limit, convergence test and grey level
+are measured on the normalized density ``(rho - rho_min) / (rho_max - rho_min)``, so a bounded
+law is judged like an unbounded one.
 
 Sensitivity (adjoint, self-adjoint because C is the compliance)
 ---------------------------------------------------------------
@@ -35,12 +37,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from metainv.errors import MetainvError
-from metainv.topopt.fem import (
+from metainv.fem import (
     AssemblyPlan,
-    assemble_stiffness,
+    assemble_matrix,
     assemble_vector,
     assembly_plan,
-    element_stiffness_matrices,
+    element_stiffness,
     element_strain_loads,
 )
 from metainv.topopt.filters import DensityFilter, density_filter
@@ -176,7 +178,7 @@ def build_model(problem: Problem, law: MaterialLaw) -> Model:
         problem=problem,
         law=law,
         plan=assembly_plan(problem.grid, problem.fixed_dofs),
-        reference_stiffness=element_stiffness_matrices(law.basis),
+        reference_stiffness=element_stiffness(law.basis),
         reference_loads=loads,
         passive_coefficients=solid_coefficients(law) if problem.passive_solid.any() else None,
     )
@@ -216,13 +218,13 @@ def analyze(
     """
     plan = model.plan
     g, dg = _element_coefficients(model, rho, penalty, e_min)
-    K = assemble_stiffness(plan, g, model.reference_stiffness)
+    K = assemble_matrix(plan, g, model.reference_stiffness)
     force = model.problem.force.copy()
     if model.reference_loads is not None:
-        force += assemble_vector(plan, g @ model.reference_loads)
+        force += assemble_vector(plan.grid, g @ model.reference_loads)
     u = np.zeros(plan.grid.n_dofs)
     tick = time.perf_counter()
-    u[plan.free_dofs] = solve(K, force[plan.free_dofs])
+    u[plan.free_dofs] = solve(K, force[plan.free_dofs])[0]
     solve_seconds = time.perf_counter() - tick
     ue = u[plan.grid.element_dofs]  # (nel, 24)
     energy = np.einsum("ea,kab,eb->ek", ue, model.reference_stiffness, ue, optimize=True)

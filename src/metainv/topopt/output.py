@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from metainv.errors import MetainvError
-from metainv.topopt.fem import HexGrid
+from metainv.fem import HexGrid
 from metainv.topopt.materials import get_law
 from metainv.topopt.optimize import IterationRecord, Settings, TopOptResult, optimize
 from metainv.topopt.parts import PartOptions, dehomogenize
@@ -26,7 +26,7 @@ from metainv.topopt.problems import make_problem
 
 logger = logging.getLogger(__name__)
 
-#: meshio's node order of a VTK hexahedron equals :data:`metainv.topopt.fem.HEX8_NODES`.
+#: meshio's node order of a VTK hexahedron equals :data:`metainv.fem.VTK_NODES`.
 VTK_CELL = "hexahedron"
 
 

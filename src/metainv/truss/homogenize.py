@@ -244,10 +244,12 @@ def _extended_stiffness(element: torch.Tensor, strain_map: torch.Tensor) -> torc
 def _assemble(
     plan: _AssemblyPlan,
     lattice_vectors: torch.Tensor,
-    diameter: torch.Tensor,
+    diameters: torch.Tensor,
     material: BeamMaterial,
 ) -> torch.Tensor:
     """Global systems (B, M, M) on (node dofs, eps) for B affine maps of one topology.
+
+    diameters: (B, m) strut diameters of the plan's struts, or (B, 1) for uniform struts.
 
     Rigid translations are the only null space of the node block (for a lattice that is not a
     mechanism). They are removed by a spring ``alpha |w_0|^2 / 2`` on node 0: the condensed
@@ -257,7 +259,7 @@ def _assemble(
     batch = lattice_vectors.shape[0]
     frac = torch.as_tensor(plan.frac_vectors, dtype=lattice_vectors.dtype)
     struts = torch.einsum("bij,mj->bmi", lattice_vectors, frac)  # (B, m, 3)
-    element = beam_stiffness(struts, diameter[:, None], material)
+    element = beam_stiffness(struts, diameters, material)
     extended = _extended_stiffness(element, _strain_map(struts)).reshape(batch, -1)
     target = torch.as_tensor(plan.scatter_index, dtype=torch.long)
     K = torch.zeros(batch, plan.size * plan.size, dtype=lattice_vectors.dtype)
@@ -294,7 +296,7 @@ def homogenize_lattice_torch(
     """
     plan = _plan_for(lattice, reduce_cell)
     cell_vectors = lattice_vectors / plan.cell_scale
-    K = _assemble(plan, cell_vectors, diameter, material)
+    K = _assemble(plan, cell_vectors, diameter[:, None], material)
     factor, info = torch.linalg.cholesky_ex(K)
     if bool((info != 0).any()):
         raise _mechanism_error(lattice)
@@ -311,11 +313,12 @@ def homogenize_lattice(
     batch_size: int | None = None,
     reduce_cell: bool = True,
 ) -> np.ndarray:
-    """Fast, non-differentiable front end: same assembly, in-place LAPACK Cholesky per design.
+    """Effective Voigt stiffness of lattices with uniform struts: :func:`lattice_stiffness` with
+    every strut of design ``b`` of diameter ``diameter[b]``, solved on the smallest periodic
+    cell when ``reduce_cell`` (as in :func:`homogenize_lattice_torch`; valid because uniform
+    diameters are invariant under the half-cell translations).
 
     lattice_vectors: (3, 3) or (B, 3, 3); diameter: scalar or (B,). Returns (6, 6) or (B, 6, 6).
-    Batches are split so that the dense systems stay below about 64 MB. ``reduce_cell`` as in
-    :func:`homogenize_lattice_torch`.
     """
     F = np.asarray(lattice_vectors, dtype=np.float64)
     single = F.ndim == 2
@@ -323,7 +326,53 @@ def homogenize_lattice(
         np.broadcast_to(np.asarray(diameter, dtype=np.float64), (F.reshape(-1, 9).shape[0],))
     )
     plan = _plan_for(lattice, reduce_cell)
-    F = np.ascontiguousarray(F.reshape(-1, 3, 3)) / plan.cell_scale
+    out = _stiffness(plan, lattice, F.reshape(-1, 3, 3), d[:, None], material, batch_size)
+    return out[0] if single else out
+
+
+def lattice_stiffness(
+    lattice: PeriodicLattice,
+    lattice_vectors: np.ndarray,
+    strut_diameters: np.ndarray,
+    material: BeamMaterial = BeamMaterial(),
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """Effective Voigt stiffness of a periodic Timoshenko-beam lattice with one diameter per
+    strut (the beam kernel of this module; non-differentiable, in-place LAPACK Cholesky).
+
+    lattice: the periodic cell (nodes in fractional coordinates, struts, offsets)
+    lattice_vectors: (3, 3) or (B, 3, 3) matrices F (columns = lattice vectors, x = F X), in the
+        physical length unit
+    strut_diameters: (n_struts,) or (B, n_struts) diameters of ``lattice.struts``, same unit
+    material: strut material; the result is in the unit of its Young's modulus
+
+    Returns ``C`` (6, 6) or (B, 6, 6). Batches are split so that the dense systems stay below
+    about 64 MB.
+    """
+    F = np.asarray(lattice_vectors, dtype=np.float64)
+    single = F.ndim == 2
+    F = F.reshape(-1, 3, 3)
+    d = np.asarray(strut_diameters, dtype=np.float64)
+    if d.shape[-1] != lattice.n_struts:
+        raise MetainvError(
+            f"expected one diameter per strut ({lattice.n_struts}), got shape {d.shape}"
+        )
+    d = np.array(np.broadcast_to(d, (F.shape[0], lattice.n_struts)))
+    out = _stiffness(_plan_for(lattice, reduce_cell=False), lattice, F, d, material, batch_size)
+    return out[0] if single else out
+
+
+def _stiffness(
+    plan: _AssemblyPlan,
+    lattice: PeriodicLattice,
+    lattice_vectors: np.ndarray,
+    diameters: np.ndarray,
+    material: BeamMaterial,
+    batch_size: int | None,
+) -> np.ndarray:
+    """``C`` (B, 6, 6) from the lattice vectors (B, 3, 3) of ``lattice`` and the diameters
+    (B, m) of the plan's struts (or (B, 1), uniform)."""
+    F = np.ascontiguousarray(lattice_vectors) / plan.cell_scale
     chunk = batch_size or max(1, int(64e6 / (8 * plan.size * plan.size)))
     out = np.empty((F.shape[0], 6, 6))
     with torch.no_grad():
@@ -331,12 +380,12 @@ def homogenize_lattice(
             K = _assemble(
                 plan,
                 torch.from_numpy(F[lo : lo + chunk]),
-                torch.from_numpy(d[lo : lo + chunk]),
+                torch.from_numpy(np.ascontiguousarray(diameters[lo : lo + chunk])),
                 material,
             )
             out[lo : lo + chunk] = _condense(K.numpy(), lattice)
     out /= np.abs(np.linalg.det(F))[:, None, None]
-    return out[0] if single else out
+    return out
 
 
 def _condense(K: np.ndarray, lattice: PeriodicLattice) -> np.ndarray:

@@ -43,7 +43,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from metainv.errors import DesignError
-from metainv.tensors._backend import constant, einsum, is_torch, sqrt
+from metainv.tensors import backend
 from metainv.truss.cells import (
     N_CELLS,
     TESSELLATIONS,
@@ -247,18 +247,18 @@ def strut_vectors(lattice: PeriodicLattice, F: Any) -> Any:
 
     ``F``: ``(..., 3, 3)`` lattice vectors as columns (numpy or torch; length units of ``F``).
     """
-    dx = constant(fractional_strut_vectors(lattice), like=F)
-    return einsum("...ij,mj->...mi", F, dx)
+    dx = backend.constant(fractional_strut_vectors(lattice), like=F)
+    return backend.einsum("...ij,mj->...mi", F, dx)
 
 
 def strut_lengths(lattice: PeriodicLattice, F: Any) -> Any:
     """Physical strut lengths, ``(..., m)`` (length units of ``F``)."""
     v = strut_vectors(lattice, F)
-    return sqrt((v * v).sum(-1))
+    return backend.sqrt((v * v).sum(-1))
 
 
 def _cell_volume(F: Any) -> Any:
-    if is_torch(F):
+    if backend.is_torch(F):
         import torch
 
         return torch.linalg.det(F).abs()
@@ -272,7 +272,7 @@ def strut_diameter(lattice: PeriodicLattice, F: Any, relative_density: Any) -> A
     overlap ignored (spec section 2), so ``d = sqrt(4 rho |det F| / (pi sum L))``.
     """
     total = strut_lengths(lattice, F).sum(-1)
-    return sqrt(4.0 * relative_density * _cell_volume(F) / (math.pi * total))
+    return backend.sqrt(4.0 * relative_density * _cell_volume(F) / (math.pi * total))
 
 
 def relative_density_from_diameter(lattice: PeriodicLattice, F: Any, diameter: Any) -> Any:

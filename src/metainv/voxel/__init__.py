@@ -4,8 +4,7 @@ See :mod:`metainv.voxel.homogenize` for the boundary conditions, the void treatm
 bounds they give.
 """
 
-from metainv.voxel._element import hex8_mean_strain, hex8_stiffness
-from metainv.voxel._solve import SolveStats
+from metainv.fem import SolveStats, hex8_mean_strain, hex8_stiffness
 from metainv.voxel.homogenize import (
     BOUNDARY_CONDITIONS,
     DEFAULT_VOID_MODULUS_RATIO,

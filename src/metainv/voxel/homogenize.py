@@ -40,7 +40,7 @@ Void handling (``void_modulus_ratio``):
   are orthogonal to them, so CG still converges, but an ersatz void is the safer model there.)
 
 The linear systems are solved by CG with a smoothed-aggregation AMG preconditioner (pyamg
-aggregation, rigid-body near null space, Chebyshev smoothing; :mod:`metainv.voxel._solve`)
+aggregation, rigid-body near null space, Chebyshev smoothing; :mod:`metainv.fem.solvers`)
 built once for the six load cases, or by sparse LU (``solver="direct"``, small grids only).
 Measured at 64^3, rho = 0.5, void removed (476,610 unknowns, one core): about 11 s CPU for
 assembly, setup and six load cases (``benchmarks/voxel.py``); pyamg's stock solver (block
@@ -49,7 +49,7 @@ Gauss-Seidel smoothing) needed about 3 times as long, and sparse LU (SuperLU) al
 
 The stiffness matrix is assembled in block form straight from a 27-point nodal stencil (one
 element matrix times the moduli of the eight elements around each node; no per-element COO
-triplets to sort), see :mod:`metainv.voxel._assembly`.
+triplets to sort), see :mod:`metainv.fem.assembly`.
 """
 
 from __future__ import annotations
@@ -63,21 +63,29 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from metainv.errors import MetainvError
-from metainv.tensors import isotropic_stiffness
-from metainv.voxel._assembly import (
+from metainv.fem import (
+    BINARY_NODES,
+    HexGrid,
+    SolveStats,
+    Unknowns,
+    affine_displacement,
     assemble_node_vectors,
-    assemble_stiffness,
+    assemble_stencil,
     element_sum,
-    node_coordinates,
-    nodes_per_edge,
+    hex8_mean_strain,
+    hex8_stiffness,
+    make_solver,
     shifted_moduli,
 )
-from metainv.voxel._element import affine_element_displacement, hex8_mean_strain, hex8_stiffness
-from metainv.voxel._solve import SOLVERS, SolveStats, solve_cases
+from metainv.tensors import isotropic_stiffness
 
 logger = logging.getLogger(__name__)
 
 BOUNDARY_CONDITIONS = ("affine", "periodic")
+#: Linear solvers of :data:`metainv.fem.SOLVERS` offered here.
+SOLVERS = ("amg", "direct")
+#: CG iteration limit.
+MAX_CG_ITERATIONS = 500
 
 #: Default ersatz modulus of void voxels relative to the solid.
 DEFAULT_VOID_MODULUS_RATIO = 1e-6
@@ -171,20 +179,24 @@ def homogenize_voxels_detailed(
         moduli = np.where(solid, E, E * float(void_modulus_ratio))
 
     clock = time.perf_counter()
-    shifted = shifted_moduli(moduli, periodic)
-    free = _free_nodes(shifted, n, periodic)
+    grid = HexGrid((n, n, n), spacing=h, periodic=periodic)
+    shifted = shifted_moduli(grid, moduli)
+    free = _free_nodes(grid, shifted)
     Ke = hex8_stiffness(poisson_ratio, h)
-    K = assemble_stiffness(shifted, Ke, n, periodic, free)
+    K = assemble_stencil(grid, shifted, Ke, free)
 
     cases = np.eye(6)
-    g = Ke @ affine_element_displacement(cases, h).T  # (24, 6): element forces of u = eps x
+    g = Ke @ affine_displacement(cases, h, BINARY_NODES).T  # (24, 6): forces of u = eps x
     F_nodes = -assemble_node_vectors(shifted, g)  # (n_nodes, 3, 6)
     active = free >= 0
     F = F_nodes[active].reshape(-1, 6)
-    coords = node_coordinates(n, periodic)[active] * h
+    free_dofs = (3 * np.flatnonzero(active)[:, None] + np.arange(3)).ravel()
     seconds = {"assembly": time.perf_counter() - clock}
     clock = time.perf_counter()
-    U, stats = solve_cases(K, F, coords, solver=solver, rtol=rtol)
+    solve = make_solver(
+        solver, Unknowns(grid, free_dofs), rtol=rtol, maxiter=MAX_CG_ITERATIONS, strict=True
+    )
+    U, stats = solve(K, F)
     seconds["solve"] = time.perf_counter() - clock
     clock = time.perf_counter()
     logger.info(
@@ -266,19 +278,19 @@ def _check_inputs(
     return solid
 
 
-def _free_nodes(shifted: np.ndarray, n: int, periodic: bool) -> np.ndarray:
+def _free_nodes(grid: HexGrid, shifted: np.ndarray) -> np.ndarray:
     """Unknown index of every grid node, -1 where the fluctuation is prescribed (zero).
 
     Prescribed: nodes without an element; for affine BCs every boundary node; for periodic
     BCs the first node that carries an element (pins the translation).
     """
     carries = shifted.max(axis=0) > 0
-    if periodic:
+    if grid.periodic:
         prescribed = ~carries
         prescribed[np.argmax(carries)] = True
     else:
-        coords = node_coordinates(n, periodic)
-        on_boundary = np.any((coords == 0) | (coords == nodes_per_edge(n, periodic) - 1), axis=1)
+        coords = grid.node_ijk
+        on_boundary = np.any((coords == 0) | (coords == np.asarray(grid.node_shape) - 1), axis=1)
         prescribed = ~carries | on_boundary
     free = np.full(prescribed.shape, -1, dtype=np.int64)
     free[~prescribed] = np.arange(int((~prescribed).sum()))
