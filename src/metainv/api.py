@@ -115,13 +115,33 @@ def as_design(design: DesignLike, candidate: int | None = None) -> tuple[Family,
     return family_of(design), design
 
 
-def homogenize(design: DesignLike, material: Material | None = None, **options: Any) -> Homogenized:
+def homogenize(
+    design: DesignLike,
+    material: Material | None = None,
+    candidate: int | None = None,
+    **options: Any,
+) -> Homogenized:
     """Effective stiffness of a design by its family's FE (truss: Timoshenko beams; spinodoid,
-    tpms: voxel FE, option ``resolution``). ``C`` is (6, 6) in the unit of
-    ``material.youngs_modulus`` (default 1: ``C / E_b``)."""
-    family, value = as_design(design)
-    extra = family.accepts("homogenize", options)
+    tpms: voxel FE, options ``resolution``, spinodoid ``threshold``). ``C`` is (6, 6) in the
+    unit of ``material.youngs_modulus`` (default 1: ``C / E_b``). For a ``designs.json``
+    (``candidate``: 1-based entry, default the best) the FE settings it was verified with
+    (its ``fe`` entry) are the defaults, so the result reproduces its ``C_fe``."""
+    family, value = as_design(design, candidate)
+    defaults = _verification_settings(design, family)
+    given = {key: value for key, value in options.items() if value is not None}
+    extra = family.accepts("homogenize", {**defaults, **given})
     return family.homogenize(value, material or Material(), **extra)
+
+
+def _verification_settings(design: DesignLike, family: Family) -> dict[str, Any]:
+    """The ``fe`` settings of a designs.json (those the family's homogenize takes), else {}."""
+    document = design
+    if isinstance(design, (str, Path)):
+        document = _metainv_document(design)
+    if not isinstance(document, Mapping) or not isinstance(document.get("fe"), Mapping):
+        return {}
+    taken = family.options.get("homogenize", frozenset())
+    return {key: value for key, value in document["fe"].items() if key in taken}
 
 
 def export(

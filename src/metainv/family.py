@@ -27,7 +27,7 @@ import numpy as np
 from metainv.errors import DesignError, MetainvError
 
 #: Operations whose family-specific keyword options are declared in :attr:`Family.options`.
-OPERATIONS = ("homogenize", "export", "generate", "design", "grade")
+OPERATIONS = ("homogenize", "export", "generate", "design", "design_batch", "grade")
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,19 @@ class DesignResult:
         return get_family(self.family).write_design(self, Path(folder), files)
 
 
+def candidate_summary(
+    candidate: Candidate, relative_density: float | None = None
+) -> dict[str, str]:
+    """Table columns of a candidate: relative density (when known), NMSE of the forward model
+    and of FE ("-" when not computed)."""
+    if relative_density is None:
+        relative_density = getattr(candidate.design, "relative_density", None)
+    columns = {} if relative_density is None else {"rho": f"{float(relative_density):.4f}"}
+    for name, value in (("NMSE forward", candidate.nmse_forward), ("NMSE FE", candidate.nmse_fe)):
+        columns[name] = "-" if value is None else f"{float(value):.4f}"
+    return columns
+
+
 def _matrix_or_none(matrix: np.ndarray | None) -> list[list[float]] | None:
     return None if matrix is None else np.asarray(matrix, dtype=float).tolist()
 
@@ -159,6 +172,10 @@ class Family:
     generation_parameters: ``(**options) -> params`` (JSON-ready) of data generation, or None.
     generate_shard: ``(rows, rng, params) -> columns`` (name -> 1-D array) of labelled rows.
     design: ``(target, **options) -> DesignResult`` for a normalized (6, 6) target, or None.
+    design_batch: ``(targets, out, **options) -> summary``: one fast design per row of
+        ``targets`` (T, 6, 6) written into the folder ``out`` (a table of designs), or None.
+    summarize: ``(candidate) -> {column: text}``: what a table of candidates shows for one
+        candidate; default :func:`candidate_summary` (relative density and NMSEs).
     write_design: ``(result, folder, files) -> document``; default :func:`write_design_files`.
     grade: ``(controls, box, zeta, out, **options) -> summary`` (graded part), or None.
     options: operation (one of :data:`OPERATIONS`) -> names of the keyword options it takes.
@@ -176,6 +193,10 @@ class Family:
     generation_parameters: Callable[..., dict[str, Any]] | None = None
     generate_shard: Callable[..., dict[str, np.ndarray]] | None = None
     design: Callable[..., DesignResult] | None = None
+    design_batch: Callable[..., dict[str, Any]] | None = None
+    summarize: Callable[[Candidate], dict[str, str]] = field(
+        default=lambda candidate: candidate_summary(candidate)
+    )
     write_design: Callable[[DesignResult, Path, bool], dict[str, Any]] = field(
         default=lambda result, folder, files: write_design_files(result, folder, files)
     )
@@ -307,11 +328,17 @@ def read_json(path: str | Path) -> Any:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

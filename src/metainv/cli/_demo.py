@@ -12,9 +12,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from metainv.api import design
 from metainv.cli._app import app
+from metainv.cli._design import candidates_table
 from metainv.cli._errors import fail, handle_errors
 from metainv.cli._stiffness import print_report
 from metainv.targets import read_target
@@ -32,9 +33,6 @@ def demo_command(
     top: int = typer.Option(5, "--top", help="Distinct designs verified and refined by FE."),
 ) -> None:
     """Design truss lattices for the bone3 target (GPa, Ti-6Al-4V, 114 GPa) and show them."""
-    from metainv.nn.artifacts import load_models
-    from metainv.nn.design import DesignSettings, design_for_target, write_design_outputs
-
     console = Console()
     target = read_target(DEMO_TARGET)
     report = check_stiffness(target.stiffness)
@@ -45,24 +43,14 @@ def demo_command(
         target.stiffness, out / f"{DEMO_TARGET}_surface.png", title=f"{DEMO_TARGET} target"
     )
     start = time.perf_counter()
-    candidates = design_for_target(
-        load_models(),
-        target.stiffness,
-        DesignSettings(samples=samples, top=top),
+    result = design(
+        target,
+        family="truss",
+        samples=samples,
+        top=top,
         on_step=lambda message: console.print(f"  {message}"),
     )
-    write_design_outputs(target.stiffness, candidates, out)
-    table = Table(title=f"bone3 designs ({time.perf_counter() - start:.0f} s) -> {out}")
-    for column in ("#", "topology (S,t) x3", "rho", "NMSE forward", "NMSE FE", "files"):
-        table.add_column(column, justify="right")
-    for rank, candidate in enumerate(candidates, start=1):
-        table.add_row(
-            str(rank),
-            " ".join(f"{s},{t}" for s, t in candidate.design.topology),
-            f"{candidate.design.relative_density:.4f}",
-            f"{candidate.nmse_forward:.4f}",
-            f"{candidate.nmse_fe:.4f}",
-            f"candidate_{rank:02d}.stl / _surface.png",
-        )
-    console.print(table)
+    result.write(out)
+    title = f"bone3 designs ({time.perf_counter() - start:.0f} s) -> {out}"
+    console.print(candidates_table(result, title))
     console.print(f"designs: {out / 'designs.json'}")

@@ -64,12 +64,17 @@ def homogenize_command(
     resolution: int | None = typer.Option(
         None, "--resolution", help="Voxels per cell edge (spinodoid: default 64; tpms: 24)."
     ),
+    threshold: str | None = typer.Option(
+        None, "--threshold", help="Spinodoid level rule: ensemble (Eq. 3, default) or exact."
+    ),
 ) -> None:
     """Effective stiffness of a design (truss: periodic beam homogenization; spinodoid: voxel
-    finite elements with affine boundary conditions; tpms: periodic voxel finite elements)."""
-    family, design = load_design(design_file, candidate)
+    finite elements with affine boundary conditions; tpms: periodic voxel finite elements).
+    A designs.json is homogenized with the FE settings it was verified with."""
+    family, _ = load_design(design_file, candidate)
     material = Material(youngs_modulus=youngs_modulus, poisson_ratio=poisson_ratio)
-    summary = homogenize(design, material, resolution=resolution).to_dict()
+    options = {"resolution": resolution, "threshold": threshold}
+    summary = homogenize(design_file, material, candidate, **options).to_dict()
     summary = {"family": family.name, **summary}
     if as_json:
         typer.echo(json.dumps(summary))

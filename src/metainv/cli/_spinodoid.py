@@ -1,12 +1,9 @@
-"""The spinodoid commands ``metainv train spinodoid`` and
-``metainv evaluate spinodoid``, the ``--family spinodoid`` branch of ``metainv design``
-(:func:`design_spinodoid`).
-"""
+"""The spinodoid commands ``metainv train spinodoid`` and ``metainv evaluate spinodoid``
+(``metainv design --family spinodoid`` goes through the family registry)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -98,77 +95,3 @@ def evaluate_spinodoid(
     for name in metrics["forward_r2"]:
         table.add_row(name, *(f"{metrics[c][name]:.4f}" for c, _ in present))
     Console().print(table)
-
-
-def design_spinodoid(
-    target: str,
-    out: Path,
-    unit: str | None,
-    base_modulus: str | None,
-    model: Path | None,
-    top: int,
-    verify: bool,
-    seed: int,
-    as_json: bool,
-) -> None:
-    """``metainv design TARGET --family spinodoid``: i-NN designs in the fitted orthotropic
-    frame, polished by the f-NN and verified by voxel FE, connected networks ranked first;
-    OUT/designs.json, STL and PNG."""
-    import json
-    import time
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from metainv.cli._errors import fail
-    from metainv.nn.spinodoid import load_spinodoid_models
-    from metainv.spinodoid.inverse import (
-        SpinodoidDesignSettings,
-        design_for_target,
-        write_design_outputs,
-    )
-    from metainv.targets import read_target
-
-    if top < 1:
-        raise fail(f"--top must be >= 1, got {top}")
-    console = Console(stderr=True)
-    start = time.perf_counter()
-    models = load_spinodoid_models(model)
-    loaded = read_target(target, unit=unit, base_modulus=base_modulus)
-    settings = SpinodoidDesignSettings(top=top, pool=max(4, top), verify=verify, seed=seed)
-    candidates, fit = design_for_target(
-        models, loaded.stiffness, settings, on_step=lambda m: console.print(f"  {m}")
-    )
-    document = write_design_outputs(
-        loaded.stiffness, candidates, out, fit, models.resolution, models.threshold
-    )
-    elapsed = time.perf_counter() - start
-    if as_json:
-        typer.echo(json.dumps(document, indent=2))
-        return
-    table = Table(
-        title=f"spinodoid designs for {loaded.name} ({elapsed:.1f} s) -> {out}/designs.json"
-    )
-    for column in ("#", "rho", "theta (deg)", "rotation (deg)", "NMSE f-NN", "NMSE FE", "network"):
-        table.add_column(column, justify="right")
-    for rank, candidate in enumerate(candidates, start=1):
-        design = candidate.design
-        angle = _rotation_angle(design.rotation_matrix)
-        table.add_row(
-            str(rank),
-            f"{design.relative_density:.3f}",
-            ", ".join(f"{t:.1f}" for t in design.theta),
-            f"{angle:.1f}",
-            f"{candidate.nmse_forward:.4f}",
-            "-" if candidate.nmse_fe is None else f"{candidate.nmse_fe:.4f}",
-            "-"
-            if candidate.connectivity is None
-            else ("connected" if candidate.connectivity["connected"] else "[yellow]pieces[/]"),
-        )
-    Console().print(table)
-
-
-def _rotation_angle(rotation: Any) -> float:
-    import numpy as np
-
-    return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))

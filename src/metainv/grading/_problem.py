@@ -155,7 +155,7 @@ def load_control_design(path: str | Path) -> TrussDesign:
 
 
 def _design_entry(data: Any) -> Mapping[str, Any]:
-    if not (isinstance(data, Mapping) and "candidates" in data and "family" not in data):
+    if not (isinstance(data, Mapping) and "candidates" in data):
         return data
     candidates = data["candidates"]
     if not isinstance(candidates, list) or not candidates:

@@ -8,37 +8,54 @@ the random field (:mod:`metainv.spinodoid.export`); grading blends level-shifted
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from metainv.errors import DesignError
-from metainv.family import Family, Homogenized, Material
+from metainv.family import (
+    Candidate,
+    DesignResult,
+    Family,
+    Homogenized,
+    Material,
+    candidate_summary,
+    write_design_files,
+)
 from metainv.spinodoid.design import SpinodoidDesign, design_from_dict, design_to_dict
 
 NAME = "spinodoid"
 
 
 def homogenize_design(
-    design: SpinodoidDesign, material: Material = Material(), resolution: int | None = None
+    design: SpinodoidDesign,
+    material: Material = Material(),
+    resolution: int | None = None,
+    threshold: str | None = None,
 ) -> Homogenized:
-    """Effective stiffness by voxel FE on a ``resolution``^3 grid (default 64): ``C`` (6, 6)
-    in the unit of ``material.youngs_modulus``; ``relative_density`` is the measured solid
-    fraction of the voxel grid; details: ``resolution``."""
+    """Effective stiffness by voxel FE on a ``resolution``^3 grid (default 64) with the level
+    rule ``threshold`` (``ensemble``, paper Eq. 3, the default; or ``exact``, the data's and
+    design verification's rule): ``C`` (6, 6) in the unit of ``material.youngs_modulus``;
+    ``relative_density`` is the measured solid fraction of the voxel grid; details:
+    ``resolution``, ``threshold``."""
     from metainv.spinodoid.homogenize import DEFAULT_RESOLUTION, homogenize_spinodoid
 
+    threshold = "ensemble" if threshold is None else threshold
+    if threshold not in ("ensemble", "exact"):
+        raise DesignError(f"--threshold must be 'ensemble' or 'exact', got {threshold!r}")
     result = homogenize_spinodoid(
         design,
         resolution=DEFAULT_RESOLUTION if resolution is None else resolution,
         youngs_modulus=material.youngs_modulus,
         poisson_ratio=material.poisson_ratio,
+        threshold=threshold,
     )
     return Homogenized(
         C=np.asarray(result.C, dtype=float),
         relative_density=float(result.relative_density),
-        details={"resolution": int(result.resolution)},
+        details={"resolution": int(result.resolution), "threshold": threshold},
     )
 
 
@@ -151,6 +168,86 @@ def grade_design_field(
     )
 
 
+_DESIGN_OPTIONS = frozenset({"model", "top", "verify", "seed"})
+
+
+def design_spinodoid(
+    target: np.ndarray,
+    *,
+    on_step: Callable[[str], None] | None = None,
+    model: str | Path | None = None,
+    top: int = 5,
+    verify: bool = True,
+    seed: int = 0,
+) -> DesignResult:
+    """Spinodoids for one normalized target (6, 6): i-NN designs in the fitted orthotropic
+    frame, polished by the f-NN, the ``top`` best verified by voxel FE at the model's resolution
+    (best of 2 fields), connected networks first (:func:`metainv.spinodoid.inverse.
+    design_for_target`). Extras: ``frame_fit``, ``fe``; per candidate ``connectivity``."""
+    from metainv.nn.spinodoid import load_spinodoid_models
+    from metainv.spinodoid.inverse import SpinodoidDesignSettings, design_for_target
+
+    if top < 1:
+        raise DesignError(f"--top must be >= 1, got {top}")
+    models = load_spinodoid_models(model)
+    settings = SpinodoidDesignSettings(top=top, pool=max(4, top), verify=verify, seed=seed)
+    target = np.asarray(target, dtype=float)
+    candidates, fit = design_for_target(models, target, settings, on_step=on_step)
+    extras = {
+        "frame_fit": {
+            "rotation": fit.rotation.tolist(),
+            "angle_deg": fit.angle_deg,
+            "non_orthotropic_residual": fit.residual,
+            "non_orthotropic_residual_identity": fit.residual_identity,
+        },
+        "fe": {"resolution": models.resolution, "threshold": models.threshold},
+    }
+    return DesignResult(
+        family=NAME,
+        target=target,
+        candidates=tuple(
+            Candidate(
+                design=c.design,
+                C_forward=c.C_forward,
+                C_fe=c.C_fe,
+                nmse_forward=c.nmse_forward,
+                nmse_fe=c.nmse_fe,
+                extras={"connectivity": c.connectivity},
+            )
+            for c in candidates
+        ),
+        extras=extras,
+    )
+
+
+def write_spinodoid_designs(
+    result: DesignResult, folder: Path, files: bool = True
+) -> dict[str, Any]:
+    """designs.json, then per candidate an STL of one cell on the connectivity grid (48^3,
+    the FE's level rule) and a PNG."""
+    from metainv.spinodoid.inverse import STL_RESOLUTION
+
+    threshold = dict(result.extras.get("fe", {})).get("threshold", "exact")
+    options = {"resolution": STL_RESOLUTION, "threshold": threshold}
+    with np.errstate(divide="ignore", invalid="ignore"):  # trimesh: empty islands
+        return write_design_files(result, folder, files, mesh_options=options)
+
+
+def summarize_spinodoid(candidate: Candidate) -> dict[str, str]:
+    """Table columns: rho, cone angles, rotation angle, NMSEs and connectivity."""
+    design = candidate.design
+    rotation = np.asarray(design.rotation_matrix)
+    angle = np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
+    connectivity = dict(candidate.extras).get("connectivity") or {}
+    network = {True: "connected", False: "pieces"}.get(connectivity.get("connected"), "-")
+    return {
+        "theta (deg)": ", ".join(f"{t:.1f}" for t in design.theta),
+        "rotation (deg)": f"{angle:.1f}",
+        **candidate_summary(candidate),
+        "network": network,
+    }
+
+
 SPINODOID = Family(
     name=NAME,
     description="spinodoids: anisotropic Gaussian random fields, voxel FE",
@@ -161,13 +258,17 @@ SPINODOID = Family(
     export_mesh=export_design,
     generation_parameters=spinodoid_generation_parameters,
     generate_shard=spinodoid_shard,
+    design=design_spinodoid,
+    write_design=write_spinodoid_designs,
+    summarize=summarize_spinodoid,
     grade=grade_design_field,
     design_type=SpinodoidDesign,
     shard_size=100,
     options={
-        "homogenize": frozenset({"resolution"}),
+        "homogenize": frozenset({"resolution", "threshold"}),
         "export": frozenset({"fmt", "size", "resolution", "threshold"}),
         "generate": frozenset({"resolution", "density_range"}),
+        "design": _DESIGN_OPTIONS,
         "grade": _GRADE_OPTIONS,
     },
 )

@@ -472,3 +472,22 @@ def design_arrays(designs: Sequence[TrussDesign]) -> dict[str, np.ndarray]:
 def sample_designs(n: int, rng: np.random.Generator | int | None = None) -> list[TrussDesign]:
     """``n`` designs drawn as in :func:`sample_design_arrays` (same ``rng`` -> same designs)."""
     return designs_from_arrays(sample_design_arrays(n, rng))
+
+
+def designs_table_columns(
+    designs: Sequence[TrussDesign], nmse_forward: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Columns of a ``designs.parquet`` of batch design: ``S1..3``, ``t1..3`` (topology),
+    ``relative_density``, ``U1..3``, ``V1..3``, ``R1_ij``, ``R2_ij`` (rotation matrices, row
+    major) and ``nmse_forward`` (n,), one row per design."""
+    arrays = design_arrays(designs)
+    return {
+        **{f"S{k + 1}": arrays["cells"][:, k] for k in range(3)},
+        **{f"t{k + 1}": arrays["tessellations"][:, k] for k in range(3)},
+        "relative_density": arrays["relative_density"],
+        **{f"U{k + 1}": arrays["U"][:, k] for k in range(3)},
+        **{f"V{k + 1}": arrays["V"][:, k] for k in range(3)},
+        **{f"R1_{i + 1}{j + 1}": arrays["R1"][:, i, j] for i in range(3) for j in range(3)},
+        **{f"R2_{i + 1}{j + 1}": arrays["R2"][:, i, j] for i in range(3) for j in range(3)},
+        "nmse_forward": np.asarray(nmse_forward, dtype=np.float64),
+    }

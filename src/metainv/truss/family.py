@@ -8,14 +8,22 @@ grading is :mod:`metainv.grading`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from metainv.errors import DesignError
-from metainv.family import Family, Homogenized, Material
+from metainv.family import (
+    Candidate,
+    DesignResult,
+    Family,
+    Homogenized,
+    Material,
+    candidate_summary,
+    write_design_files,
+)
 from metainv.truss.design import TrussDesign, design_from_dict, design_to_dict, sample_designs
 
 NAME = "truss"
@@ -67,6 +75,134 @@ def truss_shard(rows: int, rng: np.random.Generator, params: Any) -> dict[str, n
     from metainv.truss.dataset import generate_shard
 
     return generate_shard(rows, rng, params)
+
+
+_DESIGN_OPTIONS = frozenset(
+    {"model", "samples", "tau", "top", "refine", "verify", "seed", "library_neighbours"}
+)
+_BATCH_OPTIONS = frozenset(
+    {"model", "samples", "verify", "seed", "polish_steps", "library_neighbours"}
+)
+#: The STL block each design candidate gets: cells per axis and polygon sides per strut.
+DESIGN_STL_OPTIONS = {"cells": (2, 2, 2), "segments": 10}
+
+
+def _positive(options: dict[str, Any], *names: str) -> None:
+    for name in names:
+        value = options.get(name)
+        if value is not None and not value > 0:
+            option = "--" + name.replace("_", "-")
+            raise DesignError(f"{option} must be positive, got {value}")
+    for name in ("polish_steps", "library_neighbours"):
+        value = options.get(name)
+        if value is not None and value < 0:
+            option = "--" + name.replace("_", "-")
+            raise DesignError(f"{option} must be >= 0, got {value}")
+
+
+def design_truss(
+    target: np.ndarray,
+    *,
+    on_step: Callable[[str], None] | None = None,
+    model: str | Path | None = None,
+    verify: bool = True,
+    **options: Any,
+) -> DesignResult:
+    """Truss lattices for one normalized target (6, 6) with the shipped (or ``model``) networks:
+    ``samples`` draws at Gumbel temperature ``tau`` plus ``library_neighbours`` library designs,
+    the ``top`` best distinct ones verified by beam FE and (``refine``) refined by FE gradients
+    (:func:`metainv.nn.design.design_for_target`); candidates best FE NMSE first."""
+    from dataclasses import replace
+
+    from metainv.nn.artifacts import load_models
+    from metainv.nn.design import DesignSettings, design_for_target
+
+    _positive(options, "samples", "tau", "top")
+    if not verify:
+        raise DesignError(
+            "a single truss target is always verified by FE; --no-verify goes with batch mode "
+            "(a file of many targets and --samples 1)"
+        )
+    models = load_models(model)
+    settings = replace(DesignSettings(), **options)
+    candidates = design_for_target(models, np.asarray(target, dtype=float), settings, on_step)
+    return DesignResult(
+        family=NAME,
+        target=np.asarray(target, dtype=float),
+        candidates=tuple(
+            Candidate(
+                design=c.design,
+                C_forward=c.C_forward,
+                C_fe=c.C_fe,
+                nmse_forward=c.nmse_forward,
+                nmse_fe=c.nmse_fe,
+                extras={"nmse_fe_before_refinement": c.nmse_fe_before_refinement},
+            )
+            for c in candidates
+        ),
+    )
+
+
+def design_truss_batch(
+    targets: np.ndarray,
+    out: str | Path,
+    *,
+    model: str | Path | None = None,
+    samples: int | None = None,
+    verify: bool | None = None,
+    seed: int = 0,
+    polish_steps: int = 0,
+    library_neighbours: int | None = None,
+) -> dict[str, Any]:
+    """One design per target of ``targets`` (T, 6, 6), decoded by the inverse model (plus
+    ``library_neighbours`` library designs and ``polish_steps`` polish steps through the
+    forward model), no FE (``samples=1, verify=False`` must be given); writes ``out/designs.parquet`` (columns of
+    :func:`metainv.truss.design.designs_table_columns`). Returns ``{"designs", "seconds",
+    "median_nmse_forward", "file"}``."""
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from metainv.family import write_bytes_atomic
+    from metainv.nn.artifacts import load_models
+    from metainv.nn.design import design_batch
+    from metainv.truss.design import designs_table_columns
+
+    if samples != 1 or verify is not False:  # explicit: no draws and no FE per target
+        raise DesignError("a file of many targets runs in batch mode: pass --samples 1 --no-verify")
+    _positive({"polish_steps": polish_steps, "library_neighbours": library_neighbours})
+    models = load_models(model)
+    start = time.perf_counter()
+    designs, _, errors = design_batch(
+        models,
+        np.asarray(targets, dtype=float),
+        seed=seed,
+        polish_steps=polish_steps,
+        library_neighbours=library_neighbours or 0,
+    )
+    seconds = time.perf_counter() - start
+    path = Path(out) / "designs.parquet"
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(designs_table_columns(designs, errors)), sink)
+    write_bytes_atomic(path, sink.getvalue().to_pybytes())
+    return {
+        "designs": len(designs),
+        "seconds": seconds,
+        "median_nmse_forward": float(np.median(errors)),
+        "file": str(path),
+    }
+
+
+def write_truss_designs(result: DesignResult, folder: Path, files: bool = True) -> dict[str, Any]:
+    """designs.json, then per candidate a 2x2x2-cell STL (10-sided struts) and a PNG."""
+    return write_design_files(result, folder, files, mesh_options=DESIGN_STL_OPTIONS)
+
+
+def summarize_truss(candidate: Candidate) -> dict[str, str]:
+    """Table columns: topology ``(S,t)`` per superimposed lattice, rho and the NMSEs."""
+    topology = " ".join(f"{s},{t}" for s, t in candidate.design.topology)
+    return {"topology (S,t)": topology, **candidate_summary(candidate)}
 
 
 _GRADE_OPTIONS = frozenset({"elements_per_cell", "segments", "stl", "check"})
@@ -123,11 +259,17 @@ TRUSS = Family(
     export_mesh=export_truss,
     generation_parameters=truss_generation_parameters,
     generate_shard=truss_shard,
+    design=design_truss,
+    design_batch=design_truss_batch,
+    write_design=write_truss_designs,
+    summarize=summarize_truss,
     grade=grade_truss,
     design_type=TrussDesign,
     shard_size=10000,
     options={
         "export": frozenset({"fmt", "segments"}),
+        "design": _DESIGN_OPTIONS,
+        "design_batch": _BATCH_OPTIONS,
         "grade": _GRADE_OPTIONS,
     },
 )
