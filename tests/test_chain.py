@@ -54,7 +54,7 @@ def test_designs_json_homogenizes_to_its_fe_stiffness(designed):
 
 
 def test_designs_json_exports_a_watertight_block(designed):
-    family, out, _ = designed
+    _, out, _ = designed
     mesh_path = out / "second.stl"
     invoke("export", out / "designs" / "designs.json", "--candidate", "2", "--out", mesh_path)
     mesh = trimesh.load(mesh_path)
@@ -62,7 +62,7 @@ def test_designs_json_exports_a_watertight_block(designed):
 
 
 def test_designs_json_and_homogenize_json_compare_on_the_surface(designed):
-    family, out, _ = designed
+    _, out, _ = designed
     designs = out / "designs" / "designs.json"
     png = out / "compare.png"
     invoke("stiffness", "surface", "bone3", "--compare", designs, "--out", png)
@@ -75,7 +75,7 @@ def test_designs_json_and_homogenize_json_compare_on_the_surface(designed):
 
 
 def test_designs_json_grades(designed):
-    family, out, document = designed
+    family, out, _ = designed
     designs = out / "designs" / "designs.json"
     graded = out / "graded"
     box = (4, 2, 2) if family == "truss" else (2, 1, 1)  # truss: room for whole cells

@@ -156,9 +156,9 @@ def design_truss_batch(
 ) -> dict[str, Any]:
     """One design per target of ``targets`` (T, 6, 6), decoded by the inverse model (plus
     ``library_neighbours`` library designs and ``polish_steps`` polish steps through the
-    forward model), no FE (``samples=1, verify=False`` must be given); writes ``out/designs.parquet`` (columns of
-    :func:`metainv.truss.design.designs_table_columns`). Returns ``{"designs", "seconds",
-    "median_nmse_forward", "file"}``."""
+    forward model), no FE (``samples=1, verify=False`` must be given); writes
+    ``out/designs.parquet`` (columns of :func:`metainv.truss.design.designs_table_columns`).
+    Returns ``{"designs", "seconds", "median_nmse_forward", "file"}``."""
     import time
 
     import pyarrow as pa
