@@ -89,6 +89,20 @@ class Candidate:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 
+def candidate_from(result: Any, **extras: Any) -> Candidate:
+    """A :class:`Candidate` from any object with the attributes ``design``, ``C_forward``,
+    ``C_fe``, ``nmse_forward`` and ``nmse_fe`` (a family's own design-job record), with
+    ``extras`` (JSON-ready) added."""
+    return Candidate(
+        design=result.design,
+        C_forward=result.C_forward,
+        C_fe=result.C_fe,
+        nmse_forward=result.nmse_forward,
+        nmse_fe=result.nmse_fe,
+        extras=extras,
+    )
+
+
 @dataclass(frozen=True)
 class DesignResult:
     """The result of inverse design: the target and its candidates, best first.

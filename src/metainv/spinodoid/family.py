@@ -21,6 +21,7 @@ from metainv.family import (
     Family,
     Homogenized,
     Material,
+    candidate_from,
     candidate_summary,
     write_design_files,
 )
@@ -205,17 +206,7 @@ def design_spinodoid(
     return DesignResult(
         family=NAME,
         target=target,
-        candidates=tuple(
-            Candidate(
-                design=c.design,
-                C_forward=c.C_forward,
-                C_fe=c.C_fe,
-                nmse_forward=c.nmse_forward,
-                nmse_fe=c.nmse_fe,
-                extras={"connectivity": c.connectivity},
-            )
-            for c in candidates
-        ),
+        candidates=tuple(candidate_from(c, connectivity=c.connectivity) for c in candidates),
         extras=extras,
     )
 

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from metainv.errors import DesignError
-from metainv.family import Candidate, DesignResult, Family, Homogenized, Material
+from metainv.family import (
+    Candidate,
+    DesignResult,
+    Family,
+    Homogenized,
+    Material,
+    candidate_summary,
+)
 from metainv.tensors import nmse
 from metainv.tpms.design import (
     FAMILY,
@@ -180,6 +187,12 @@ def design_tpms(
     )
 
 
+def summarize_tpms(candidate: Candidate) -> dict[str, str]:
+    """Table columns: surface and variant, rho and the NMSEs."""
+    design = candidate.design
+    return {"cell": f"{design.surface} {design.variant}", **candidate_summary(candidate)}
+
+
 TPMS = Family(
     name=FAMILY,
     description="triply periodic minimal surfaces (gyroid, Schwarz P, diamond; sheet, network)",
@@ -191,6 +204,7 @@ TPMS = Family(
     generation_parameters=tpms_generation_parameters,
     generate_shard=tpms_shard,
     design=design_tpms,
+    summarize=summarize_tpms,
     design_type=TpmsDesign,
     shard_size=100,
     options={

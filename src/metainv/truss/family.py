@@ -21,6 +21,7 @@ from metainv.family import (
     Family,
     Homogenized,
     Material,
+    candidate_from,
     candidate_summary,
     write_design_files,
 )
@@ -130,14 +131,7 @@ def design_truss(
         family=NAME,
         target=np.asarray(target, dtype=float),
         candidates=tuple(
-            Candidate(
-                design=c.design,
-                C_forward=c.C_forward,
-                C_fe=c.C_fe,
-                nmse_forward=c.nmse_forward,
-                nmse_fe=c.nmse_fe,
-                extras={"nmse_fe_before_refinement": c.nmse_fe_before_refinement},
-            )
+            candidate_from(c, nmse_fe_before_refinement=c.nmse_fe_before_refinement)
             for c in candidates
         ),
     )
