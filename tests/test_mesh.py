@@ -155,6 +155,9 @@ def test_write_stl_is_atomic_and_round_trips(tmp_path):
     box = trimesh.creation.box(extents=[1.0, 2.0, 3.0])
     path = write_stl(box, tmp_path / "sub" / "box.stl")
     assert [p.name for p in path.parent.iterdir()] == ["box.stl"]  # no temporary left
+    reference = tmp_path / "reference"
+    reference.write_bytes(b"")
+    assert path.stat().st_mode == reference.stat().st_mode  # usual permissions (umask)
     back = trimesh.load(str(path), file_type="stl")
     assert back.is_watertight and back.volume == pytest.approx(6.0)
     with pytest.raises(MetainvError, match="cannot write"):

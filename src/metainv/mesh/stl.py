@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -110,17 +110,15 @@ def write_stl(mesh: trimesh.Trimesh, path: str | Path) -> Path:
     ``os.replace``); returns the path. STL has no unit: coordinates are written as they are."""
     path = Path(path)
     data = trimesh.exchange.stl.export_stl(mesh)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
         try:
-            with os.fdopen(handle, "wb") as stream:
+            with open(temporary, "xb") as stream:  # the umask's permissions, unlike mkstemp
                 stream.write(data)
             os.replace(temporary, path)
         except BaseException:
-            Path(temporary).unlink(missing_ok=True)
+            temporary.unlink(missing_ok=True)
             raise
     except OSError as error:
         raise MetainvError(f"cannot write {path}: {error.strerror or error}") from None
