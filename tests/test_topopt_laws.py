@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import trimesh
 from typer.testing import CliRunner
 
 from metainv.cli import app
 from metainv.errors import MetainvError
+from metainv.mesh import is_watertight_stl
 from metainv.tensors import isotropic_stiffness
 from metainv.topopt import (
     Settings,
@@ -44,7 +43,6 @@ from metainv.topopt.parts import (
     PartOptions,
     dehomogenize,
     graded_truss_graph,
-    separate_coincident_vertices,
 )
 
 runner = CliRunner()
@@ -216,16 +214,11 @@ def test_passive_elements_are_solid_whatever_the_law():
 # ---------------------------------------------------------------- graded parts
 
 
-def stl_watertight(mesh: trimesh.Trimesh) -> bool:
-    data = trimesh.exchange.stl.export_stl(mesh)
-    return trimesh.load(io.BytesIO(data), file_type="stl", force="mesh").is_watertight
-
-
 def test_graded_truss_part_is_watertight_and_graded():
     density = np.array([0.4, 1.0])[:, None, None] * np.ones((2, 1, 1))
     law = get_law("truss")
-    mesh = dehomogenize(density, law.metadata, PartOptions(period=1.0, segments=6, levels=3))
-    assert mesh.is_watertight and stl_watertight(mesh)
+    mesh = dehomogenize(density, law.metadata, PartOptions(period=1.0, segments=6))
+    assert mesh.is_watertight and is_watertight_stl(mesh)
     nodes, struts, diameters, edge = graded_truss_graph(density, TRUSS_TOPOLOGY, 0.1, 1.0)
     np.testing.assert_allclose(edge, 1.0)
     middle = 0.5 * (nodes[struts[:, 0]] + nodes[struts[:, 1]])
@@ -238,21 +231,12 @@ def test_graded_truss_part_is_watertight_and_graded():
 def test_graded_spinodoid_part_is_watertight_and_follows_the_density():
     density = np.full((4, 3, 2), 0.6)
     mesh = dehomogenize(density, get_law("spinodoid").metadata, PartOptions(period=2.0))
-    assert mesh.is_watertight and stl_watertight(mesh)
+    assert mesh.is_watertight and is_watertight_stl(mesh)
     assert mesh.volume / density.size == pytest.approx(0.6, abs=0.08)
 
 
 def test_laws_without_a_part_write_none():
     assert dehomogenize(np.full((2, 2, 2), 0.5), isotruss_law().metadata) is None
-
-
-def test_separate_coincident_vertices_moves_only_repeats():
-    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=np.float32)
-    faces = np.array([[0, 1, 2], [3, 2, 1]])
-    moved = separate_coincident_vertices(vertices, faces)
-    np.testing.assert_array_equal(moved[:3], vertices[:3])
-    assert not np.array_equal(moved[3], vertices[3])
-    assert np.abs(moved[3] - vertices[3]).max() < 1e-2
 
 
 def test_cli_topopt_spinodoid_writes_part(tmp_path: Path):

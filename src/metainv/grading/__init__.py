@@ -34,9 +34,9 @@ from metainv.grading._local import (
     local_cell,
     local_check,
 )
-from metainv.grading._mesh import graded_mesh, is_watertight_stl
 from metainv.grading._output import (
     OUTPUT_FILES,
+    graded_mesh,
     lattice_to_dict,
     plot_lattice,
     plot_local_check,
@@ -66,7 +66,6 @@ __all__ = [
     "graded_mesh",
     "grading_direction",
     "interpolate_bases",
-    "is_watertight_stl",
     "lattice_to_dict",
     "load_control_design",
     "local_cell",

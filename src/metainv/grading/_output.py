@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import trimesh
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
@@ -23,11 +24,14 @@ from metainv.errors import MetainvError
 from metainv.grading._lattice import GradedLattice, graded_lattice
 from metainv.grading._local import LocalCheck, local_check
 from metainv.grading._problem import GradingProblem
+from metainv.mesh import is_watertight_stl, strut_mesh
+from metainv.mesh import write_stl as write_mesh
 from metainv.truss.design import design_to_dict
 
 __all__ = [
     "OUTPUT_FILES",
     "check_summary",
+    "graded_mesh",
     "lattice_summary",
     "lattice_to_dict",
     "plot_lattice",
@@ -102,17 +106,26 @@ def write_vtu(lattice: GradedLattice, path: str | Path) -> Path:
     return path
 
 
+def graded_mesh(lattice: GradedLattice, segments: int = 8, seed: int = 0) -> trimesh.Trimesh:
+    """Watertight ``trimesh.Trimesh`` of a graded lattice (cell units): every strut a
+    ``segments``-gon cylinder of its own diameter, joints spheres, by the shared strut mesher
+    :func:`metainv.mesh.strut_mesh` (stays watertight as float32 STL; ``seed`` fixes its jitter).
+
+    Raises:
+        MetainvError: if the lattice has no struts or no mesh stayed watertight as STL.
+    """
+    if lattice.n_struts == 0:
+        raise MetainvError("the graded lattice has no struts to mesh")
+    return strut_mesh(lattice.nodes, lattice.struts, lattice.diameters, segments, seed)
+
+
 def write_stl(
     lattice: GradedLattice, path: str | Path, segments: int = 8, seed: int = 0
 ) -> dict[str, Any]:
-    """Write a watertight binary STL (:func:`~metainv.grading.graded_mesh`); returns its
-    triangle count, volume and whether it is watertight."""
-    import trimesh
-
-    from metainv.grading._mesh import graded_mesh, is_watertight_stl
-
+    """Write a watertight binary STL (:func:`graded_mesh`); returns its triangle count, volume
+    and whether it is watertight as read back."""
     mesh = graded_mesh(lattice, segments=segments, seed=seed)
-    Path(path).write_bytes(trimesh.exchange.stl.export_stl(mesh))
+    write_mesh(mesh, path)
     return {
         "triangles": len(mesh.faces),
         "volume": float(mesh.volume),

@@ -10,10 +10,11 @@ cuts the solid, the mesh is the zero iso-surface of the intersection
 
 (``b < 0`` inside the box; ``g / beta`` is roughly a distance, since ``|grad phi| ~ beta``),
 sampled on nodes ``a / resolution`` with one node of padding outside the box on every side,
-so the iso-surface never reaches the sampled region's border and is closed. Marching cubes
-(scikit-image, Lewiner) gives shared vertices; by default only the largest connected body is
-kept (loose islands would fall out of a printed part). Coordinates are scaled so that one cell
-is ``size`` long (STL has no unit; millimetres by convention).
+so the iso-surface never reaches the sampled region's border and is closed. The shared
+level-set mesher :func:`metainv.mesh.levelset_mesh` (marching cubes) triangulates it; by default
+only the largest connected body is kept (loose islands would fall out of a printed part).
+Coordinates are scaled so that one cell is ``size`` long (STL has no unit; millimetres by
+convention).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import trimesh
 
 from metainv.errors import MetainvError
+from metainv.mesh import box_function, levelset_mesh, write_stl
 from metainv.spinodoid.design import SpinodoidDesign
 from metainv.spinodoid.field import (
     BETA,
@@ -86,11 +88,7 @@ def clipped_level(
         cell_phi = field_on_grid(directions, phases, (centers, centers, centers), beta)
     level = solid_threshold(design, threshold, cell_phi)
     g = level_function(design, phi, level) / beta
-    X = np.meshgrid(*axes, indexing="ij", sparse=True)
-    box = np.full(g.shape, -np.inf)
-    for x, length in zip(X, extent, strict=True):
-        box = np.maximum(box, np.maximum(-x, x - length))
-    return np.maximum(g, box), h
+    return np.maximum(g, box_function(axes, extent)), h
 
 
 def spinodoid_mesh(
@@ -120,29 +118,10 @@ def spinodoid_mesh(
     Returns:
         A watertight :class:`trimesh.Trimesh` with outward normals.
     """
-    from skimage.measure import marching_cubes
-
     if not size > 0:
         raise MetainvError(f"size must be positive, got {size}")
     f, h = clipped_level(design, resolution, cells, seed, n_waves, beta, threshold)
-    # solid is f <= 0: march -f so that the solid is the "bright" side (outward normals)
-    vertices, faces, _, _ = marching_cubes(-f, level=0.0, spacing=(h, h, h))
-    vertices = (vertices - h) * size
-    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True)
-    if keep_largest:
-        bodies = mesh.split(only_watertight=False)
-        if len(bodies) > 1:
-            volumes = np.array([abs(body.volume) for body in bodies])
-            largest = int(np.argmax(volumes))
-            logger.info(
-                "kept the largest of %d bodies (dropped %.3g %% of the volume)",
-                len(bodies),
-                100 * (1 - volumes[largest] / volumes.sum()),
-            )
-            mesh = bodies[largest]
-    if mesh.volume < 0:
-        mesh.invert()
-    return mesh
+    return levelset_mesh(f, h * size, (-h * size,) * 3, keep_largest=keep_largest).mesh
 
 
 def export_spinodoid(
@@ -179,7 +158,7 @@ def export_spinodoid(
     )
     if not mesh.is_watertight:
         raise MetainvError("the spinodoid mesh is not watertight (try another --resolution)")
-    mesh.export(path, file_type="stl")
+    write_stl(mesh, path)
     logger.info("wrote %s: %d triangles, volume %.4g", path, len(mesh.faces), mesh.volume)
     return path
 

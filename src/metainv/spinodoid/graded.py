@@ -13,8 +13,9 @@ paper's linear blend ``(1 - lambda) phi_1 + lambda phi_2`` is the two-point case
 ``lambda``). Shifting each field by its own level before blending makes the local density follow
 each control's ``rho``; the iso-surface is 0 everywhere, so the topology changes smoothly with
 no seam. Lengths are in units of the RVE edge (``beta = 10 pi``); the box
-``[0, L1] x [0, L2] x [0, L3]`` is meshed as in :mod:`metainv.spinodoid.export`: marching cubes
-of ``max(g / beta, b(x))`` with the box function ``b`` and one node of padding, so the mesh is
+``[0, L1] x [0, L2] x [0, L3]`` is meshed as in :mod:`metainv.spinodoid.export`: the shared
+level-set mesher (:func:`metainv.mesh.levelset_mesh`) of ``max(g / beta, b(x))`` with the box
+function ``b`` (:func:`metainv.mesh.box_function`) and one node of padding, so the mesh is
 closed; only the largest body is kept.
 """
 
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from metainv.errors import MetainvError
+from metainv.mesh import box_function, levelset_mesh, write_stl
 from metainv.spinodoid.design import SpinodoidDesign, design_from_dict, design_to_dict
 from metainv.spinodoid.field import (
     BETA,
@@ -127,33 +129,14 @@ def graded_mesh(
     n_waves: int = N_WAVES,
     beta: float = BETA,
 ) -> Any:
-    """Watertight :class:`trimesh.Trimesh` of the graded solid clipped to ``box``."""
-    import trimesh
-    from skimage.measure import marching_cubes
-
+    """Watertight :class:`trimesh.Trimesh` of the graded solid clipped to ``box`` (the largest
+    body; one RVE edge is ``size`` long), by the shared level-set mesher
+    :func:`metainv.mesh.levelset_mesh`."""
     g, axes, h = graded_level(controls, box, zeta, resolution, n_waves, beta)
-    lengths = _box(box)
-    X = np.meshgrid(*axes, indexing="ij", sparse=True)
-    clip = np.full(g.shape, -np.inf)
-    for x, length in zip(X, lengths, strict=True):
-        clip = np.maximum(clip, np.maximum(-x, x - length))
-    f = np.maximum(g / beta, clip)
+    f = np.maximum(g / beta, box_function(axes, _box(box)))
     if not (f < 0).any():
         raise MetainvError("the graded solid is empty")
-    vertices, faces, _, _ = marching_cubes(-f, level=0.0, spacing=(h, h, h))
-    mesh = trimesh.Trimesh(vertices=(vertices - h) * size, faces=faces, process=True)
-    bodies = mesh.split(only_watertight=False)
-    if len(bodies) > 1:
-        volumes = np.array([abs(body.volume) for body in bodies])
-        logger.info(
-            "kept the largest of %d bodies (dropped %.3g %% of the volume)",
-            len(bodies),
-            100 * (1 - volumes.max() / volumes.sum()),
-        )
-        mesh = bodies[int(np.argmax(volumes))]
-    if mesh.volume < 0:
-        mesh.invert()
-    return mesh
+    return levelset_mesh(f, h * size, (-h * size,) * 3).mesh
 
 
 def local_densities(
@@ -208,7 +191,7 @@ def grade_spinodoid(
     lengths = _box(box)
     files: dict[str, str] = {}
     if stl:
-        mesh.export(out / f"{name}.stl", file_type="stl")
+        write_stl(mesh, out / f"{name}.stl")
         files["stl"] = f"{name}.stl"
     summary: dict[str, Any] = {
         "family": "spinodoid",

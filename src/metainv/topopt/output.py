@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from metainv.errors import MetainvError
 from metainv.fem import HexGrid
+from metainv.mesh import write_stl
 from metainv.topopt.materials import get_law
 from metainv.topopt.optimize import IterationRecord, Settings, TopOptResult, optimize
 from metainv.topopt.parts import PartOptions, dehomogenize
@@ -142,9 +143,7 @@ def write_result_files(
         logger.warning(part_error)
     else:
         if mesh is not None:
-            path = out / "part.stl"
-            mesh.export(path)
-            files["part_stl"] = path
+            files["part_stl"] = write_stl(mesh, out / "part.stl")
     return {name: str(path) for name, path in files.items()}, part_error
 
 

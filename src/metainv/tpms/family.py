@@ -74,6 +74,7 @@ def export_design(
 ) -> None:
     """A ``cells`` block as a closed STL (marching cubes at ``resolution`` samples per cell
     edge, default 32; cell edge ``size``, default 1)."""
+    from metainv.mesh import write_stl
     from metainv.tpms.graded import graded_mesh
 
     name = (fmt or Path(path).suffix.lstrip(".")).lower()
@@ -91,7 +92,7 @@ def export_design(
     )
     if size is not None:
         mesh.apply_scale(float(size))
-    mesh.export(Path(path), file_type="stl")
+    write_stl(mesh, path)
 
 
 def tpms_generation_parameters(resolution: int | None = None) -> dict[str, Any]:

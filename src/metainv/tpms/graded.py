@@ -11,7 +11,8 @@ element-centre densities, and ``t(rho)`` the monotone density-to-level map of
 region of uniform density ``rho`` gets a lattice of relative density ``rho``. The field
 ``f = m(phi) - t`` is sampled at ``voxels_per_element`` points per element edge, padded with void
 so that the surface closes on the box faces (the closing caps are clamped onto the faces), and
-triangulated by marching cubes (scikit-image) at ``f = 0``.
+triangulated by marching cubes at ``f = 0`` (the shared level-set mesher
+:func:`metainv.mesh.levelset_mesh`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import trimesh
 from scipy.ndimage import map_coordinates
 
 from metainv.errors import MetainvError
+from metainv.mesh import levelset_mesh
 from metainv.tpms.fields import VARIANTS, level_of_density, surface_field
 
 logger = logging.getLogger(__name__)
@@ -99,21 +101,16 @@ def element_density_at(density: np.ndarray, points: Sequence[np.ndarray]) -> np.
     )
 
 
-def field_mesh(field: np.ndarray, shape: Sequence[int], voxels_per_element: int) -> trimesh.Trimesh:
+def field_mesh(
+    field: np.ndarray, shape: Sequence[int], voxels_per_element: int, keep_largest: bool = False
+) -> trimesh.Trimesh:
     """Closed mesh of ``{f < 0}`` from samples ``f`` (nx r, ny r, nz r) at the voxel centres of
-    a box of ``shape`` elements (element units): padded with void so that the surface closes on
-    the box faces, marching cubes at ``f = 0``, closing caps clamped onto the faces."""
-    from skimage.measure import marching_cubes
-
+    a box of ``shape`` elements (element units), by the shared level-set mesher
+    :func:`metainv.mesh.levelset_mesh`: padded with void so that the surface closes on the box
+    faces, marching cubes at ``f = 0``, closing caps clamped onto the faces; ``keep_largest``
+    drops every body but the largest."""
     if not (field < 0).any():
         raise MetainvError("the density field is void everywhere: no lattice to mesh")
-    padded = np.pad(-field, 1, mode="constant", constant_values=-1.0)  # solid where > 0
     step = 1.0 / voxels_per_element
-    vertices, faces, _, _ = marching_cubes(padded, level=0.0, spacing=(step, step, step))
-    vertices -= 0.5 * step  # padded index 0 lies half a voxel outside the box
-    # the closing caps fall between the last sample and the pad: put them on the box faces
-    vertices = np.clip(vertices, 0.0, np.asarray(shape, dtype=float))
-    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True)
-    if mesh.volume < 0:
-        mesh.invert()
-    return mesh
+    box = (np.zeros(3), np.asarray(shape, dtype=float))
+    return levelset_mesh(field, step, (0.5 * step,) * 3, box, keep_largest=keep_largest).mesh

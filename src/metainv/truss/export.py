@@ -14,7 +14,6 @@ BCC, whose struts are all interior).
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -24,15 +23,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import manifold3d
 import numpy as np
 import trimesh
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from metainv.errors import DesignError, MetainvError
-from metainv.tensors import random_rotations
+from metainv.mesh import strut_mesh, weld_nodes, write_stl
 from metainv.truss.compound import compound_graph
 from metainv.truss.design import TrussDesign, deformation_gradient, design_to_dict
 from metainv.truss.lattice import periodic_lattice, strut_diameter
@@ -90,8 +85,8 @@ def tile_reference_graph(
     """Tile a unit-cube graph over an ``N1 x N2 x N3`` block in reference coordinates.
 
     nodes (n, 3) in [0, 1]^3, struts (m, 2). Returns merged nodes (n', 3) in [0, N]^3 and unique
-    sorted struts (m', 2); nodes closer than :data:`MERGE_TOL` are merged (cKDTree), struts
-    that collapse to a point are dropped.
+    sorted struts (m', 2); nodes closer than :data:`MERGE_TOL` are merged
+    (:func:`metainv.mesh.weld_nodes`), struts that collapse to a point are dropped.
     """
     shifts = np.stack(np.meshgrid(*(np.arange(n) for n in cells), indexing="ij"), axis=-1).reshape(
         -1, 3
@@ -100,18 +95,8 @@ def tile_reference_graph(
     tiled = (nodes[None, :, :] + shifts[:, None, :]).reshape(-1, 3)
     tiled_struts = (struts[None, :, :] + n * np.arange(len(shifts))[:, None, None]).reshape(-1, 2)
 
-    pairs = cKDTree(tiled).query_pairs(MERGE_TOL, output_type="ndarray")
-    graph = coo_matrix(
-        (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(tiled), len(tiled))
-    )
-    _, label = connected_components(graph, directed=False)
-    # First occurrence of each label gives the representative coordinate, in label order.
-    _, first = np.unique(label, return_index=True)
-    merged_nodes = tiled[first]
-
-    merged = np.sort(label[tiled_struts], axis=1)
-    merged = merged[merged[:, 0] != merged[:, 1]]
-    merged = np.unique(merged, axis=0)
+    merged_nodes, merged, kept = weld_nodes(tiled, tiled_struts, MERGE_TOL)
+    merged = np.unique(np.sort(merged[kept], axis=1), axis=0)
     return merged_nodes, merged.astype(np.int64)
 
 
@@ -163,96 +148,15 @@ def export_json(
     return graph
 
 
-def _frame(direction: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation whose third column is the unit vector ``direction`` (3,)."""
-    helper = np.eye(3)[int(np.argmin(np.abs(direction)))]
-    b1 = np.cross(direction, helper)
-    b1 /= np.linalg.norm(b1)
-    b2 = np.cross(direction, b1)
-    return np.column_stack([b1, b2, direction])
-
-
-def _about_z(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-#: Extension of every cylinder into its end joints, as a fraction of the strut radius.
-_EXTENSION = (0.01, 0.03)
-#: Attempts with fresh discretization jitter before giving up on a watertight STL.
-_ATTEMPTS = 4
-
-
-def _solid(graph: LatticeGraph, segments: int, rng: np.random.Generator) -> manifold3d.Manifold:
-    """Union (a ``manifold3d.Manifold``) of the strut cylinders and the joint spheres.
-
-    Lattices are full of exact symmetries (collinear struts, mirror-symmetric joints) that make
-    the polygonal surfaces meet in degenerate configurations; the union is then topologically
-    manifold but has distinct vertices at identical positions, which an STL reader welds into
-    non-manifold edges. The discretization is therefore put in general position: each
-    cylinder's polygon gets a random twist about its axis and reaches 1-3 % of the radius into
-    its end joints (so collinear neighbours overlap instead of sharing a cap), and each sphere
-    a random orientation. The solid differs from the exact one by far less than the polygon
-    error itself.
-    """
-    radius = graph.diameter / 2
-    start = graph.nodes[graph.struts[:, 0]]
-    vectors = graph.nodes[graph.struts[:, 1]] - start
-    lengths = np.linalg.norm(vectors, axis=1)
-    twists = rng.uniform(0.0, 2 * np.pi / segments, size=len(lengths))
-    extension = radius * rng.uniform(*_EXTENSION, size=(len(lengths), 2))
-
-    solids = []
-    for p, v, length, twist, (e0, e1) in zip(
-        start, vectors, lengths, twists, extension, strict=True
-    ):
-        axis = v / length
-        frame = _frame(axis) @ _about_z(twist)
-        cylinder = manifold3d.Manifold.cylinder(length + e0 + e1, radius, radius, segments)
-        solids.append(cylinder.transform(np.column_stack([frame, p - e0 * axis])))
-    ball = manifold3d.Manifold.sphere(radius, segments)
-    orientations = random_rotations(len(graph.nodes), rng)
-    solids.extend(
-        ball.transform(np.column_stack([R, x]))
-        for R, x in zip(orientations, graph.nodes, strict=True)
-    )
-    return manifold3d.Manifold.batch_boolean(solids, manifold3d.OpType.Add)
-
-
-def _stl_round_trip(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """The mesh as an STL reader sees it: float32 vertices welded by position."""
-    data = trimesh.exchange.stl.export_stl(mesh)
-    return trimesh.load(io.BytesIO(data), file_type="stl", force="mesh")
-
-
 def lattice_mesh(graph: LatticeGraph, segments: int = 16, seed: int = 0) -> trimesh.Trimesh:
-    """Watertight ``trimesh.Trimesh`` of the block: cylinders for struts, spheres at nodes.
-
-    Each strut is a ``segments``-gon prism of diameter ``graph.diameter`` and each node a
-    geodesic sphere of the same diameter; all solids are unioned in one batch boolean by
-    manifold3d. ``seed`` fixes the discretization jitter (see :func:`_solid`), so the output is
-    reproducible.
+    """Watertight ``trimesh.Trimesh`` of the block: ``segments``-gon cylinders of diameter
+    ``graph.diameter`` for struts and spheres at nodes, united by the shared strut mesher
+    :func:`metainv.mesh.strut_mesh` (stays watertight as float32 STL; ``seed`` fixes its jitter).
 
     Raises:
         MetainvError: if no watertight mesh (as read back from STL) was obtained.
     """
-    if segments < 3:
-        raise MetainvError(f"segments must be at least 3, got {segments}")
-    if len(graph.struts) == 0:
-        raise MetainvError("the lattice has no struts to mesh")
-    rng = np.random.default_rng(seed)
-    for attempt in range(_ATTEMPTS):
-        solid = _solid(graph, segments, rng)
-        mesh_gl = solid.to_mesh()
-        vertices = np.asarray(mesh_gl.vert_properties, dtype=np.float64)[:, :3]
-        faces = np.asarray(mesh_gl.tri_verts, dtype=np.int64)
-        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-        if mesh.is_watertight and _stl_round_trip(mesh).is_watertight:
-            return mesh
-        logger.info("mesh attempt %d not watertight after STL round trip; new jitter", attempt)
-    raise MetainvError(
-        f"could not build a watertight STL mesh in {_ATTEMPTS} attempts; try other --segments"
-    )
+    return strut_mesh(graph.nodes, graph.struts, graph.diameter, segments=segments, seed=seed)
 
 
 def export_stl(
@@ -266,7 +170,7 @@ def export_stl(
     tic = time.perf_counter()
     graph = lattice_graph(design, cells)
     mesh = lattice_mesh(graph, segments)
-    Path(path).write_bytes(trimesh.exchange.stl.export_stl(mesh))
+    write_stl(mesh, path)
     logger.info(
         "wrote %s: %d struts, %d triangles, volume %.4g, %.2f s",
         path,
