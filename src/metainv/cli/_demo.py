@@ -32,8 +32,8 @@ def demo_command(
     top: int = typer.Option(5, "--top", help="Distinct designs verified and refined by FE."),
 ) -> None:
     """Design truss lattices for the bone3 target (GPa, Ti-6Al-4V, 114 GPa) and show them."""
-    from metainv.nn.artifacts import load_models
-    from metainv.nn.design import DesignSettings, design_for_target, write_design_outputs
+    from metainv.truss.learn.artifacts import load_models
+    from metainv.truss.learn.inverse import DesignSettings, design_for_target, write_design_outputs
 
     console = Console()
     target = read_target(DEMO_TARGET)

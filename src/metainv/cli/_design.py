@@ -45,14 +45,14 @@ def design_command(
     as_json: bool = typer.Option(False, "--json", help="Print designs.json to stdout."),
 ) -> None:
     """Design lattices whose FE stiffness matches TARGET; writes OUT/designs.json and files."""
-    from metainv.nn.artifacts import load_models
-    from metainv.nn.design import (
+    from metainv.targets import read_target, read_target_table
+    from metainv.truss.learn.artifacts import load_models
+    from metainv.truss.learn.inverse import (
         DesignSettings,
         design_batch,
         design_for_target,
         write_design_outputs,
     )
-    from metainv.targets import read_target, read_target_table
 
     if family == "spinodoid":
         from metainv.cli._spinodoid import design_spinodoid
