@@ -121,11 +121,10 @@ def test_the_pipeline_is_never_worse_than_the_inverse_model(tensors, library):
 
 
 def test_the_shipped_model_with_its_library_stays_under_30_mb():
-    from metainv.nn.artifacts import file_sha256
-    from metainv.truss.learn.artifacts import truss_model_folder
+    from metainv.nn.artifacts import default_model_folder, file_sha256
     from metainv.truss.learn.library import LIBRARY
 
-    folder = truss_model_folder()
+    folder = default_model_folder("truss")
     total = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
     assert total < 30e6
     models = load_models()

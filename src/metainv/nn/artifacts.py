@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -74,10 +75,21 @@ def save_models(
     config: dict[str, Any],
     manifest: dict[str, Any],
 ) -> None:
-    """Write the networks' state_dicts (under ``name.``), config and manifest into ``folder``;
-    the manifest gets the weights' sha256. ``config`` must name its ``family``."""
+    """Write the networks' state_dicts (under ``name.``), config and manifest into ``folder``.
+
+    ``config`` must name its ``family``; the manifest gets the family, code version, creation
+    time and parameter count unless given, and always the weights' sha256."""
+    from metainv.data.shards import code_version
+
     if "family" not in config:
         raise MetainvError("a model config must name its family")
+    manifest = {
+        "family": config["family"],
+        "code_version": code_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "parameters": sum(p.numel() for n in networks.values() for p in n.parameters()),
+        **manifest,
+    }
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {
         f"{name}.{key}": value.detach().contiguous()

@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
-from metainv.data.shards import code_version, dataset_record
+from metainv.data.shards import dataset_record
+from metainv.nn.artifacts import save_models
 from metainv.nn.train import EpochCallback, torch_scope
-from metainv.spinodoid.learn.artifacts import load_spinodoid_models, save_spinodoid_models
+from metainv.spinodoid.learn.artifacts import load_spinodoid_models
 from metainv.spinodoid.learn.data import concatenate_data, load_spinodoid_data
 from metainv.spinodoid.learn.evaluate import (
     SpinodoidEvaluationSettings,
@@ -82,16 +83,12 @@ def _train_and_save(data, folders, out, config, on_epoch, fe_samples, start) -> 
     metrics["training_seconds"] = training_seconds
     metrics["train_rows"] = len(trained.train_index)
     manifest = {
-        "family": FAMILY,
         "data": [dataset_record(folder) for folder in folders],
         "seed": config.seed,
-        "code_version": code_version(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "parameters": sum(p.numel() for p in trained.forward.parameters())
-        + sum(p.numel() for p in trained.inverse.parameters()),
         "metrics": metrics,
     }
-    save_spinodoid_models(out, trained.forward, trained.inverse, config_dict, manifest)
+    networks = {"forward": trained.forward, "inverse": trained.inverse}
+    save_models(out, networks, config_dict, manifest)
     (out / "history.json").write_text(json.dumps(trained.histories))
     with torch.no_grad():
         parity_plot(

@@ -64,7 +64,6 @@ class SpinodoidTrainConfig:
             values["net"] = SpinodoidNetConfig.from_dict(values["net"])
         return cls(**values)
 
-
     def loop(self, epochs: int, seed: int, select_from_epoch: int = 0) -> LoopSettings:
         """Settings of one stage of the shared loop (cosine schedule, no early stopping)."""
         return LoopSettings(

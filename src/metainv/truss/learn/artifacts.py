@@ -10,10 +10,8 @@ from typing import Any
 
 from metainv.nn.artifacts import (
     Artifact,
-    default_model_folder,
     load_artifact,
     register_builder,
-    save_models,
 )
 from metainv.nn.train import tuples
 from metainv.truss.learn.library import LIBRARY, DesignLibrary, load_library
@@ -57,19 +55,3 @@ register_builder(FAMILY, build_truss_models)
 def load_models(folder: str | Path | None = None) -> TrussModels:
     """Load a truss model folder (the shipped default when ``folder`` is None)."""
     return load_artifact(folder, FAMILY)
-
-
-def save_truss_models(
-    folder: Path,
-    forward: ForwardModel,
-    inverse: InverseModel,
-    config: dict[str, Any],
-    manifest: dict[str, Any],
-) -> None:
-    """Weights (safetensors), config and manifest of a trained pair."""
-    save_models(folder, {"forward": forward, "inverse": inverse}, config, manifest)
-
-
-def truss_model_folder() -> Path:
-    """Folder of the truss model shipped with metainv."""
-    return default_model_folder(FAMILY)

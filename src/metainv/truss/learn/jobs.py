@@ -10,10 +10,11 @@ from typing import Any
 
 import torch
 
-from metainv.data.shards import code_version, dataset_record, file_sha256
+from metainv.data.shards import dataset_record, file_sha256
 from metainv.errors import MetainvError
+from metainv.nn.artifacts import save_models
 from metainv.nn.train import EpochCallback, read_options
-from metainv.truss.learn.artifacts import FAMILY, load_models, save_truss_models
+from metainv.truss.learn.artifacts import FAMILY, load_models
 from metainv.truss.learn.data import load_truss_tensors
 from metainv.truss.learn.decode import inverse_decode
 from metainv.truss.learn.evaluate import (
@@ -79,16 +80,7 @@ def train_job(
             out / "parity_inverse.png",
             "inverse designs reconstructed by the forward model (validation)",
         )
-    manifest = {
-        "family": FAMILY,
-        "data": data_record,
-        "seed": config.seed,
-        "code_version": code_version(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "parameters": sum(p.numel() for p in models.forward.parameters())
-        + sum(p.numel() for p in models.inverse.parameters()),
-        "metrics": metrics,
-    }
+    manifest = {"data": data_record, "seed": config.seed, "metrics": metrics}
     config_dict = {
         "family": FAMILY,
         "forward": config.forward.to_dict(),
@@ -101,7 +93,7 @@ def train_job(
         manifest["library"] = {"rows": len(library), "sha256": file_sha256(out / LIBRARY)}
     elif (out / LIBRARY).exists():
         (out / LIBRARY).unlink()  # a stale library of an earlier run with other settings
-    save_truss_models(out, models.forward, models.inverse, config_dict, manifest)
+    save_models(out, {"forward": models.forward, "inverse": models.inverse}, config_dict, manifest)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     (out / "history.json").write_text(json.dumps(models.histories, indent=2))
     return metrics
