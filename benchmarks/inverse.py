@@ -25,10 +25,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from metainv.nn.artifacts import load_models
-from metainv.nn.design import DesignSettings, design_batch, design_for_target
 from metainv.targets import load_target
 from metainv.tensors import random_rotations, rotate_stiffness
+from metainv.truss.learn.artifacts import load_models
+from metainv.truss.learn.inverse import DesignSettings, design_batch, design_for_target
 
 PAPER_SECONDS_30K = 60.0
 

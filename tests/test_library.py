@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from metainv.errors import MetainvError
-from metainv.nn.artifacts import load_models
-from metainv.nn.data import load_truss_tensors
-from metainv.nn.decode import designs_from_outputs
-from metainv.nn.design import inverse_pipeline
-from metainv.nn.evaluate import inverse_decode
-from metainv.nn.library import (
+from metainv.tensors import nmse, random_rotations, rotate_stiffness
+from metainv.truss.homogenize import homogenize
+from metainv.truss.learn.artifacts import load_models
+from metainv.truss.learn.data import load_truss_tensors
+from metainv.truss.learn.decode import designs_from_outputs, inverse_decode
+from metainv.truss.learn.inverse import inverse_pipeline
+from metainv.truss.learn.library import (
     build_library,
     library_designs,
     library_stiffness,
@@ -24,9 +25,7 @@ from metainv.nn.library import (
     nearest_rows,
     save_library,
 )
-from metainv.nn.models import design_stiffness
-from metainv.tensors import nmse, random_rotations, rotate_stiffness
-from metainv.truss.homogenize import homogenize
+from metainv.truss.learn.models import design_stiffness
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +122,9 @@ def test_the_pipeline_is_never_worse_than_the_inverse_model(tensors, library):
 
 def test_the_shipped_model_with_its_library_stays_under_30_mb():
     from metainv.nn.artifacts import default_model_folder, file_sha256
-    from metainv.nn.library import LIBRARY
+    from metainv.truss.learn.library import LIBRARY
 
-    folder = default_model_folder()
+    folder = default_model_folder("truss")
     total = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
     assert total < 30e6
     models = load_models()

@@ -1,4 +1,6 @@
-"""Networks: differentiability, Bond layers, Gumbel-softmax, and a tiny end-to-end training."""
+"""Networks: the generic layers, loop, split and artifacts of :mod:`metainv.nn`, and the truss
+networks built on them (differentiability, Bond layers, Gumbel-softmax, a tiny end-to-end
+training)."""
 
 from __future__ import annotations
 
@@ -6,20 +8,22 @@ import numpy as np
 import pytest
 import torch
 
-from metainv.nn.layers import (
-    BondRotation,
-    MinMaxScaler,
-    straight_through_gumbel_softmax,
-    topology_from_onehot,
-    topology_onehot,
-)
-from metainv.nn.models import ForwardConfig, ForwardModel, InverseConfig, InverseModel
+from metainv.nn.layers import BondRotation, MinMaxScaler, straight_through_gumbel_softmax
 from metainv.tensors import (
     random_rotations,
     rotate_stiffness,
     rotate_tensor4,
     tensor_to_voigt,
     voigt_to_tensor,
+)
+from metainv.truss.learn.models import (
+    TOPOLOGY_BLOCKS,
+    ForwardConfig,
+    ForwardModel,
+    InverseConfig,
+    InverseModel,
+    topology_from_onehot,
+    topology_onehot,
 )
 
 
@@ -77,7 +81,7 @@ def test_bond_layer_matches_tensor_rotation():
 
 def test_straight_through_gumbel_is_one_hot_forward_with_gradients():
     logits = torch.randn(16, 27, dtype=torch.float64, requires_grad=True)
-    sample = straight_through_gumbel_softmax(logits, tau=1.0)
+    sample = straight_through_gumbel_softmax(logits, 1.0, TOPOLOGY_BLOCKS)
     for block in sample.split([7, 7, 7, 2, 2, 2], dim=-1):
         assert torch.all(block.sum(-1) == 1)
         assert set(block.detach().unique().tolist()) <= {0.0, 1.0}
@@ -90,10 +94,10 @@ def test_high_temperature_flattens_topology_samples():
     logits = torch.zeros(4000, 27)
     logits[:, 0] = 5.0  # strongly prefers cell 1 in block S1
     cold = straight_through_gumbel_softmax(
-        logits, tau=0.5, generator=torch.Generator().manual_seed(0)
+        logits, 0.5, TOPOLOGY_BLOCKS, generator=torch.Generator().manual_seed(0)
     )
     hot = straight_through_gumbel_softmax(
-        logits, tau=100.0, generator=torch.Generator().manual_seed(0)
+        logits, 100.0, TOPOLOGY_BLOCKS, generator=torch.Generator().manual_seed(0)
     )
     # tempered posterior softmax(logits / tau): cold keeps the mode, hot is nearly uniform (1/7)
     assert cold[:, 0].mean() > 0.95
@@ -137,8 +141,8 @@ def tiny_dataset(tmp_path_factory):
 
 
 def test_tiny_end_to_end_training_lowers_the_loss(tiny_dataset, tmp_path):
-    from metainv.nn.data import load_truss_tensors
-    from metainv.nn.train import TrainConfig, train_truss_models
+    from metainv.truss.learn.data import load_truss_tensors
+    from metainv.truss.learn.train import TrainConfig, train_truss_models
 
     config = TrainConfig(
         batch_size=64,
@@ -162,8 +166,8 @@ def test_tiny_end_to_end_training_lowers_the_loss(tiny_dataset, tmp_path):
 def test_geometry_refit_keeps_the_topology_head_and_resumes_a_finished_run(tiny_dataset, tmp_path):
     from dataclasses import replace
 
-    from metainv.nn.data import load_truss_tensors
-    from metainv.nn.train import TrainConfig, component_loss, train_truss_models
+    from metainv.truss.learn.data import load_truss_tensors
+    from metainv.truss.learn.train import TrainConfig, component_loss, train_truss_models
 
     config = TrainConfig(
         batch_size=64,
@@ -201,8 +205,8 @@ def test_geometry_refit_keeps_the_topology_head_and_resumes_a_finished_run(tiny_
 def test_second_stage_is_exactly_equivariant_under_axis_relabelling_and_reversal():
     """F2 sorts V, so relabelling the axes (and reversing them: a symmetry of diag(V)) turns
     its output like its input, whatever the weights."""
-    from metainv.nn.models import axis_reversal_signs, stretch_order
     from metainv.tensors import c21_from_matrix
+    from metainv.truss.learn.models import axis_reversal_signs, stretch_order
 
     model = small_forward()
     inputs = random_inputs(5)
@@ -243,7 +247,7 @@ def test_inverse_model_in_material_frame_is_rotation_equivariant():
 
 
 def test_forward_polish_lowers_every_targets_error_and_keeps_ranges():
-    from metainv.nn.design import polish_with_forward
+    from metainv.truss.learn.inverse import polish_with_forward
 
     model = small_forward()
     truth, start = random_inputs(6, seed=1), random_inputs(6, seed=2)
@@ -274,12 +278,12 @@ def test_train_job_stores_a_library_that_evaluate_and_design_use(tiny_dataset, t
     import json
     from dataclasses import replace
 
-    from metainv.nn.artifacts import load_models
-    from metainv.nn.design import design_batch
-    from metainv.nn.evaluate import EvaluationSettings
-    from metainv.nn.library import LIBRARY
-    from metainv.nn.pipeline import evaluate_job, train_job
-    from metainv.nn.train import TrainConfig
+    from metainv.truss.learn.artifacts import load_models
+    from metainv.truss.learn.evaluate import EvaluationSettings
+    from metainv.truss.learn.inverse import design_batch
+    from metainv.truss.learn.jobs import evaluate_job, train_job
+    from metainv.truss.learn.library import LIBRARY
+    from metainv.truss.learn.train import TrainConfig
 
     config = TrainConfig(
         batch_size=64,
@@ -308,3 +312,116 @@ def test_train_job_stores_a_library_that_evaluate_and_design_use(tiny_dataset, t
     # a run without a library removes the stale file (all stages resume from checkpoints)
     train_job(tiny_dataset, out, replace(config, library_rows=0))
     assert not (out / LIBRARY).exists()
+
+
+# ----------------------------------------------------------------------------- generic pieces
+
+
+def test_split_is_deterministic_disjoint_and_covers_every_row():
+    from metainv.nn.train import split_indices
+
+    train, validation = split_indices(101, 0.1, seed=3)
+    again = split_indices(101, 0.1, seed=3)
+    assert np.array_equal(train, again[0]) and np.array_equal(validation, again[1])
+    assert len(validation) == 10 and not set(train) & set(validation)
+    assert sorted([*train, *validation]) == list(range(101))
+    assert np.all(np.diff(train) > 0) and np.all(np.diff(validation) > 0)
+    assert not np.array_equal(validation, split_indices(101, 0.1, seed=4)[1])
+    # at least one row on each side
+    assert [len(part) for part in split_indices(2, 0.001, 0)] == [1, 1]
+    assert [len(part) for part in split_indices(2, 0.999, 0)] == [1, 1]
+
+
+def test_torch_scope_restores_the_global_rng_and_thread_count():
+    from metainv.nn.train import torch_scope
+
+    threads = torch.get_num_threads()
+    state = torch.random.get_rng_state()
+    with torch_scope(seed=7, threads=1):
+        assert torch.get_num_threads() == 1
+        inside = torch.rand(3)
+    assert torch.get_num_threads() == threads
+    assert torch.equal(torch.random.get_rng_state(), state)
+    with torch_scope(seed=7):
+        assert torch.equal(torch.rand(3), inside)
+
+
+def test_loop_resumes_an_interrupted_stage_to_the_same_weights(tmp_path):
+    from metainv.nn.layers import mlp
+    from metainv.nn.train import LoopSettings, run_stage
+
+    x = torch.linspace(-1, 1, 40)[:, None]
+    y = torch.sin(3 * x)
+
+    def run(checkpoint, stop_after=None):
+        torch.manual_seed(0)
+        model = mlp([1, 8, 1])
+
+        def on_epoch(name, record):
+            if record["epoch"] == stop_after:
+                raise KeyboardInterrupt
+
+        settings = LoopSettings(
+            epochs=9, learning_rate=1e-2, batch_size=8, schedule="cosine", select_from_epoch=2
+        )
+        state = run_stage(
+            "toy",
+            model,
+            lambda index, epoch: torch.mean((model(x[index]) - y[index]) ** 2),
+            len(x),
+            lambda: float(torch.mean((model(x) - y) ** 2)),
+            settings,
+            checkpoint,
+            on_epoch,
+        )
+        return model, state
+
+    reference, reference_state = run(None)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "toy.pt", stop_after=4)
+    resumed, state = run(tmp_path / "toy.pt")
+    assert [r["epoch"] for r in state.history] == list(range(1, 10))
+    assert [r["train_loss"] for r in state.history] == [
+        r["train_loss"] for r in reference_state.history
+    ]
+    for a, b in zip(reference.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_artifacts_dispatch_on_the_family_of_the_config(tmp_path):
+    from metainv.errors import MetainvError
+    from metainv.nn.artifacts import (
+        WEIGHTS,
+        load_artifact,
+        read_artifact,
+        register_builder,
+        save_models,
+    )
+
+    network = torch.nn.Linear(2, 3)
+    save_models(tmp_path, {"net": network}, {"family": "toy-family"}, {"seed": 1})
+    register_builder("toy-family", lambda artifact: artifact)
+    artifact = load_artifact(tmp_path)
+    assert artifact.family == "toy-family" and artifact.manifest["seed"] == 1
+    assert artifact.state_dicts["net"].keys() == network.state_dict().keys()
+    assert torch.equal(artifact.state_dicts["net"]["weight"], network.weight.detach())
+    with pytest.raises(MetainvError, match="not a truss one"):
+        read_artifact(tmp_path, "truss")
+    with pytest.raises(MetainvError, match="no model builder"):
+        load_artifact(tmp_path, "unknown-family")
+    (tmp_path / WEIGHTS).write_bytes((tmp_path / WEIGHTS).read_bytes()[:-1] + b" ")
+    with pytest.raises(MetainvError, match="sha256"):
+        load_artifact(tmp_path)
+
+
+def test_shipped_models_load_through_the_registry():
+    from metainv.nn.artifacts import load_artifact, read_artifact
+    from metainv.spinodoid.learn.artifacts import load_spinodoid_models
+    from metainv.truss.learn.artifacts import load_models
+
+    for family, loader in (("truss", load_models), ("spinodoid", load_spinodoid_models)):
+        models = loader()
+        stored = read_artifact(None, family).state_dicts
+        assert stored["forward"].keys() == models.forward.state_dict().keys()
+        assert stored["inverse"].keys() == models.inverse.state_dict().keys()
+        assert type(load_artifact(models.folder)) is type(models)

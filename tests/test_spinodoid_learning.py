@@ -19,13 +19,6 @@ from typer.testing import CliRunner
 
 from metainv.cli import app
 from metainv.data import GenerationSpec, generate_dataset, read_dataset
-from metainv.nn.spinodoid import (
-    SpinodoidTrainConfig,
-    load_spinodoid_models,
-    snap_angles,
-    snap_design,
-    train_job,
-)
 from metainv.spinodoid.dataset import (
     STIFFNESS_NAMES,
     generation_parameters,
@@ -33,7 +26,8 @@ from metainv.spinodoid.dataset import (
 )
 from metainv.spinodoid.design import SpinodoidDesign, design_from_dict
 from metainv.spinodoid.graded import blend_weights
-from metainv.spinodoid.inverse import (
+from metainv.spinodoid.learn.artifacts import load_spinodoid_models
+from metainv.spinodoid.learn.inverse import (
     SpinodoidDesignSettings,
     axis_permutations,
     canonical_frame,
@@ -44,6 +38,9 @@ from metainv.spinodoid.inverse import (
     solid_connectivity,
     write_design_outputs,
 )
+from metainv.spinodoid.learn.jobs import train_job
+from metainv.spinodoid.learn.nets import snap_angles, snap_design
+from metainv.spinodoid.learn.train import SpinodoidTrainConfig
 from metainv.tensors import (
     matrix_from_orthotropic9,
     nmse,
@@ -155,6 +152,43 @@ def test_sampling_law_switches_cones_off_but_never_all() -> None:
     assert not off.all(axis=1).any()
     assert 0.2 < off.mean() < 0.4  # probability 1/3, conditioned on not all off
     assert np.all(theta[~off] >= 15) and np.all(theta[~off] <= 90)
+
+
+def test_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_run(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    from metainv.spinodoid.learn.data import load_spinodoid_data
+    from metainv.spinodoid.learn.train import train_spinodoid_models
+
+    data = load_spinodoid_data(tiny_data)
+    config = replace(TINY, forward_epochs=8, inverse_epochs=8, prediction_epochs=3)
+    reference = train_spinodoid_models(data, config)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at(stage: str, epoch: int):
+        def on_epoch(name: str, record: dict) -> None:
+            if name == stage and record["epoch"] == epoch:
+                raise Interrupt
+
+        return on_epoch
+
+    checkpoints = tmp_path / "checkpoints"
+    for stage, epoch in (("forward", 3), ("inverse", 5)):
+        with pytest.raises(Interrupt):
+            train_spinodoid_models(data, config, stop_at(stage, epoch), checkpoints)
+    assert {p.name for p in checkpoints.iterdir()} == {"forward.pt", "inverse.pt"}
+    resumed = train_spinodoid_models(data, config, None, checkpoints)
+    for name in ("forward", "inverse"):
+        expected = getattr(reference, name).state_dict()
+        got = getattr(resumed, name).state_dict()
+        assert expected.keys() == got.keys()
+        assert all(torch.equal(expected[key], got[key]) for key in expected), name
+        assert len(resumed.histories[name]) == 8
+        assert [r["train_loss"] for r in resumed.histories[name]] == [
+            r["train_loss"] for r in reference.histories[name]
+        ]
 
 
 def test_training_reduces_both_losses_and_round_trips(tiny_data: Path, tiny_model: Path) -> None:

@@ -27,7 +27,7 @@ def train_truss(
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
 ) -> None:
     """Train F1, F2, then the inverse model G through the frozen forward model."""
-    from metainv.nn.pipeline import load_train_config, train_job
+    from metainv.truss.learn.jobs import load_train_config, train_job
 
     console = Console(stderr=True)
 
@@ -70,8 +70,8 @@ def evaluate_truss(
         raise fail(f"--polish-steps must be >= 0, got {polish_steps}")
     if library_neighbours < 0:
         raise fail(f"--library-neighbours must be >= 0, got {library_neighbours}")
-    from metainv.nn.evaluate import EvaluationSettings
-    from metainv.nn.pipeline import evaluate_job
+    from metainv.truss.learn.evaluate import EvaluationSettings
+    from metainv.truss.learn.jobs import evaluate_job
 
     settings = EvaluationSettings(
         fe_samples=fe_samples,

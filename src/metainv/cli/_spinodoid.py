@@ -26,7 +26,7 @@ def train_spinodoid(
     """Train the f-NN (Eq. 6), then the i-NN through the frozen f-NN (Eq. 7)."""
     from rich.console import Console
 
-    from metainv.nn.spinodoid import load_train_config, train_job
+    from metainv.spinodoid.learn.jobs import load_train_config, train_job
 
     console = Console(stderr=True)
 
@@ -67,7 +67,8 @@ def evaluate_spinodoid(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
     from rich.table import Table
 
-    from metainv.nn.spinodoid import SpinodoidEvaluationSettings, evaluate_job
+    from metainv.spinodoid.learn.evaluate import SpinodoidEvaluationSettings
+    from metainv.spinodoid.learn.jobs import evaluate_job
 
     settings = SpinodoidEvaluationSettings(
         fe_samples=fe_samples, seed=seed, noise_floor=noise_floor

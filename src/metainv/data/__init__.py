@@ -1,26 +1,7 @@
-"""Data sets: sharded, resumable generation and reading (:mod:`metainv.data.shards`), tensors
-for training (:mod:`metainv.data.loader`) and the nearest-neighbour baseline
-(:mod:`metainv.data.lookup`)."""
+"""Data sets: sharded, resumable generation and reading (:mod:`metainv.data.shards`) and the
+nearest-neighbour baseline (:mod:`metainv.data.lookup`). Each family's ``learn`` package turns
+data sets into training tensors."""
 
-from metainv.data.loader import (
-    FEATURE_NAMES,
-    ORTHO_IN_C21,
-    ROTATION_LAWS,
-    DesignRanges,
-    MinMaxScaler,
-    TrussBatch,
-    augment_rotations,
-    batch_from_table,
-    concatenate_batches,
-    fit_label_scalers,
-    iter_truss_shards,
-    load_truss,
-    minibatches,
-    one_hot_topology,
-    scale_geometry,
-    split_indices,
-    unscale_geometry,
-)
 from metainv.data.lookup import (
     LookupResult,
     dataset_stiffness_chunks,
@@ -41,33 +22,16 @@ from metainv.data.shards import (
 
 __all__ = [
     "BACKENDS",
-    "FEATURE_NAMES",
-    "ORTHO_IN_C21",
-    "ROTATION_LAWS",
     "DatasetError",
-    "DesignRanges",
     "GenerationSpec",
     "LookupResult",
-    "MinMaxScaler",
-    "TrussBatch",
-    "augment_rotations",
-    "batch_from_table",
     "complete_manifest",
-    "concatenate_batches",
     "dataset_stiffness_chunks",
-    "fit_label_scalers",
     "generate_dataset",
     "generation_parameters",
     "iter_shards",
-    "iter_truss_shards",
-    "load_truss",
-    "minibatches",
     "nearest_in_dataset",
     "nearest_stiffness",
-    "one_hot_topology",
     "read_dataset",
     "read_manifest",
-    "scale_geometry",
-    "split_indices",
-    "unscale_geometry",
 ]

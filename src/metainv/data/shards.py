@@ -195,6 +195,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def dataset_record(folder: Path) -> dict[str, Any]:
+    """Identity of a complete data set for a model manifest (checksum of its manifest)."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise DatasetError(f"{folder} is not a metainv data set (no {MANIFEST_NAME})")
+    return {
+        "folder": str(folder),
+        "manifest_sha256": file_sha256(Path(folder) / MANIFEST_NAME),
+        "rows": manifest.get("n_rows"),
+        "seed": manifest.get("seed"),
+        "code_version": manifest.get("code_version"),
+    }
+
+
 def code_version() -> str:
     """Package version plus the git commit of the source tree when there is one."""
     try:

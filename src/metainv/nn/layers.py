@@ -1,4 +1,4 @@
-"""Building blocks of the truss networks: MLPs, Bond-rotation layers, Gumbel-softmax, scalers.
+"""Building blocks of the networks: MLPs, Bond-rotation layers, Gumbel-softmax, scalers.
 
 The rotation layers call :func:`metainv.tensors.rotate_stiffness`: the same Bond matrices
 (SI Eqs. 7-9) as every other part of metainv, differentiable through torch.
@@ -12,12 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from metainv.data.loader import one_hot_topology
 from metainv.tensors import rotate_stiffness
-
-#: Sizes of the six categorical topology blocks: S1, S2, S3 (7 cells) and t1, t2, t3 (2).
-TOPOLOGY_BLOCKS: tuple[int, ...] = (7, 7, 7, 2, 2, 2)
-TOPOLOGY_WIDTH = sum(TOPOLOGY_BLOCKS)
 
 
 def mlp(sizes: Sequence[int], negative_slope: float = 0.01) -> nn.Sequential:
@@ -69,7 +64,7 @@ class MinMaxScaler(nn.Module):
 def straight_through_gumbel_softmax(
     logits: torch.Tensor,
     tau: float,
-    blocks: Sequence[int] = TOPOLOGY_BLOCKS,
+    blocks: Sequence[int],
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     r"""One-hot samples per categorical block with straight-through gradients (main Eqs. 5-6).
@@ -95,8 +90,8 @@ def straight_through_gumbel_softmax(
     return torch.cat(out, dim=-1)
 
 
-def argmax_onehot(logits: torch.Tensor, blocks: Sequence[int] = TOPOLOGY_BLOCKS) -> torch.Tensor:
-    """Most probable topology per block as one-hot (deterministic decoding)."""
+def argmax_onehot(logits: torch.Tensor, blocks: Sequence[int]) -> torch.Tensor:
+    """Most probable category per block as one-hot (deterministic decoding)."""
     out = [
         torch.nn.functional.one_hot(block.argmax(dim=-1), block.shape[-1]).to(logits.dtype)
         for block in logits.split(list(blocks), dim=-1)
@@ -104,27 +99,10 @@ def argmax_onehot(logits: torch.Tensor, blocks: Sequence[int] = TOPOLOGY_BLOCKS)
     return torch.cat(out, dim=-1)
 
 
-#: cells (B, 3) in 1..7 and tessellations (B, 3) in {1, 2} -> one-hot (B, 27); the data
-#: loader's definition, shared so that training and inference encode topologies identically.
-topology_onehot = one_hot_topology
-
-
-def topology_from_onehot(onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverse of :func:`topology_onehot`: -> cells (B, 3), tessellations (B, 3) (int64)."""
-    blocks = onehot.split(list(TOPOLOGY_BLOCKS), dim=-1)
-    cells = torch.stack([b.argmax(dim=-1) + 1 for b in blocks[:3]], dim=-1)
-    tessellations = torch.stack([b.argmax(dim=-1) + 1 for b in blocks[3:]], dim=-1)
-    return cells, tessellations
-
-
 __all__ = [
-    "TOPOLOGY_BLOCKS",
-    "TOPOLOGY_WIDTH",
     "BondRotation",
     "MinMaxScaler",
     "argmax_onehot",
     "mlp",
     "straight_through_gumbel_softmax",
-    "topology_from_onehot",
-    "topology_onehot",
 ]

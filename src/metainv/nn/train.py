@@ -1,25 +1,32 @@
-"""Training of the truss forward stages F1, F2 and the inverse model G (SI Sec. 3.C).
+"""The one training loop of metainv, used by every family's learning stages.
 
-Protocol (paper): F1 and F2 are trained separately on their own labels with MSE; then G is
-trained through the frozen forward model on the stiffness reconstruction loss only. Ours adds
-validation-based early stopping, LR decay on plateau, the true epoch-mean loss (weighted by batch
-size over the whole epoch, never the last batch), per-epoch checkpoints that resume, and random
-extra rotations of the inverse model's targets (exact, via Bond rotation: no FE needed).
+:func:`run_stage` trains a module's trainable parameters with Adam on minibatches of a seeded
+permutation of the training rows, with
 
-Optional last stage (``inverse_refit_epochs > 0``): the topology head G1 is frozen and the
-geometry head G2 is refitted on ``NMSE + w * mean_c (C_pred,c - C_c)^2 / Var_c`` (``w =
-inverse_component_weight``; ``Var_c`` the training set's variance of each of the 21 constants,
-so the second term estimates the mean ``1 - R^2`` over the components). The NMSE alone weighs
-every target by ``1 / |C|^2`` and so neglects the stiff targets that dominate the per-component
-R^2; the straight-through topology gradient made the full G unstable at this point (its training
-loss rose again), hence G1 frozen and the gradient norm clipped (``inverse_refit_max_grad_norm``).
+* the true epoch-mean training loss (weighted by batch size over the whole epoch),
+* a learning-rate schedule: ``"plateau"`` (decay by ``lr_factor`` when the validation loss has
+  not improved for ``lr_patience`` epochs) or ``"cosine"`` (from ``learning_rate`` to
+  ``final_learning_rate`` over ``epochs``, stepped once per epoch),
+* early stopping on the validation loss (``early_stopping_patience``; ``None``: never) and below
+  ``min_learning_rate``,
+* the weights of the best validation epoch kept (from epoch ``select_from_epoch`` on),
+* a checkpoint after every epoch (module, optimizer, schedule, best weights, loop state and the
+  batch generator's state) that a later call resumes from, so that an interrupted stage ends
+  with the same weights as an uninterrupted one. Checkpoints are read with
+  ``torch.load(..., weights_only=True)`` only.
+
+Also here: the one train / validation split (:func:`split_indices`), training options from
+TOML (:func:`read_options`) and :func:`torch_scope`, which scopes torch's global RNG and thread
+count instead of setting them for the whole process.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,128 +34,37 @@ from typing import Any
 import numpy as np
 import torch
 
-from metainv.nn.data import TrussTensors, split_indices
-from metainv.nn.models import (
-    ForwardConfig,
-    ForwardModel,
-    InverseConfig,
-    InverseModel,
-    axis_reversal_signs,
-    design_stiffness,
-    inverse_training_loss,
-    nmse_loss,
-    stretch_order,
-    unit_interval,
-)
-from metainv.tensors import c21_from_matrix, matrix_from_c21, random_rotations, rotate_stiffness
-from metainv.truss.design import STRETCH_RANGE
+from metainv.errors import MetainvError
 
 logger = logging.getLogger(__name__)
 
+#: Epoch callback: (stage name, epoch record) -> None.
+EpochCallback = Callable[[str, dict[str, Any]], None]
+#: Loss of one training batch: (row indices (B,), 0-based epoch) -> scalar tensor.
+BatchLoss = Callable[[torch.Tensor, int], torch.Tensor]
+SCHEDULES = ("plateau", "cosine")
+
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters (ours, for a 2-core CPU; the paper's GPU sizes are in the spec).
+class LoopSettings:
+    """Options of one stage of :func:`run_stage` (module docstring)."""
 
-    ``library_rows > 0`` also stores that many training rows (seeded subset) as the model's
-    rotation-aware design library (:mod:`metainv.nn.library`); 0 stores none."""
-
+    epochs: int
+    learning_rate: float
+    batch_size: int
     seed: int = 0
-    validation_fraction: float = 0.05
-    batch_size: int = 1024
-    forward_epochs: int = 60
-    inverse_epochs: int = 40
-    forward_learning_rate: float = 1e-3
-    inverse_learning_rate: float = 5e-4
-    lr_patience: int = 3
+    schedule: str = "plateau"
     lr_factor: float = 0.5
-    early_stopping_patience: int = 8
-    min_learning_rate: float = 1e-5
-    tau: float = 1.0
-    inverse_refit_epochs: int = 0
-    inverse_refit_learning_rate: float = 1e-4
-    inverse_component_weight: float = 3.0
-    inverse_refit_max_grad_norm: float = 1.0
-    max_rows: int | None = None
-    library_rows: int = 0
-    forward: ForwardConfig = field(default_factory=ForwardConfig)
-    inverse: InverseConfig = field(default_factory=InverseConfig)
+    lr_patience: int = 3
+    final_learning_rate: float = 1e-5
+    min_learning_rate: float = 0.0
+    early_stopping_patience: int | None = None
+    select_from_epoch: int = 0
+    max_grad_norm: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        data = dict(data)
-        forward_data = data.pop("forward", {})
-        forward = ForwardConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in forward_data.items()}
-        )
-        inverse_data = data.pop("inverse", {})
-        inverse = InverseConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in inverse_data.items()}
-        )
-        unknown = set(data) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            from metainv.errors import MetainvError
-
-            raise MetainvError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        return cls(forward=forward, inverse=inverse, **data)
-
-
-# ----------------------------------------------------------------------------- stage data
-
-
-def stage1_label(data: TrussTensors) -> torch.Tensor:
-    """c21 of the stage-1 stiffness per unit density (N, 21)."""
-    return c21_from_matrix(data.stage1_C / data.rho[:, None, None])
-
-
-def stage2_input(data: TrussTensors) -> torch.Tensor:
-    """Stage-1 stiffness per unit density rotated by R1 (N, 6, 6): F2's input."""
-    return rotate_stiffness(data.stage1_C / data.rho[:, None, None], data.R1)
-
-
-def stage2_label(data: TrussTensors) -> torch.Tensor:
-    """Final stiffness per unit density with R2 undone, ``Bond(R2^T) C / rho`` (N, 21)."""
-    unrotated = rotate_stiffness(data.C, data.R2.transpose(-1, -2))
-    return c21_from_matrix(unrotated / data.rho[:, None, None])
-
-
-def stage2_pairs(forward: ForwardModel, data: TrussTensors):
-    """F2's unscaled inputs c21 (N, 21), stretches V (N, 3) and labels c21 (N, 21), in the
-    frame that sorts V when the model works in it (:meth:`ForwardModel.stage2`)."""
-    inputs, V = stage2_input(data), data.V
-    labels = matrix_from_c21(stage2_label(data))
-    if forward.config.canonical_stretch:
-        order = stretch_order(V)
-        inputs, labels = rotate_stiffness(inputs, order), rotate_stiffness(labels, order)
-        V = (order @ V[..., None])[..., 0]
-    return c21_from_matrix(inputs), V, c21_from_matrix(labels)
-
-
-def _with_reversals(values: torch.Tensor, forward: ForwardModel) -> torch.Tensor:
-    """``values`` (N, 21) and, when F2 is trained on axis reversals, their 3 reversed copies."""
-    if not forward.config.canonical_stretch:
-        return values
-    return (values[None] * axis_reversal_signs(values.dtype)[:, None]).flatten(0, 1)
-
-
-def fit_scalers(forward: ForwardModel, inverse: InverseModel, train: TrussTensors) -> None:
-    """Min-max scalers from the training split only (SI Eq. 3)."""
-    forward.stage1_label.fit(stage1_label(train))
-    inputs, _, labels = stage2_pairs(forward, train)
-    forward.stage2_input.fit(_with_reversals(inputs, forward))
-    forward.stage2_label.fit(_with_reversals(labels, forward))
-    rng = np.random.default_rng(0)
-    augmented = rotate_stiffness(
-        train.C, torch.as_tensor(random_rotations(len(train), rng), dtype=train.C.dtype)
-    )
-    features = [inverse.frame_and_features(C)[1] for C in (train.C, augmented)]
-    inverse.target_scaler.fit(torch.cat(features))
-
-
-# ----------------------------------------------------------------------------- loop
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise MetainvError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
 
 
 @dataclass
@@ -159,99 +75,124 @@ class StageState:
     best_validation: float = float("inf")
     epochs_since_best: int = 0
     done: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
-EpochCallback = Callable[[str, dict[str, float]], None]
+def _scheduler(optimizer: torch.optim.Optimizer, settings: LoopSettings):
+    if settings.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=settings.lr_factor, patience=settings.lr_patience
+        )
+    ratio = settings.final_learning_rate / settings.learning_rate
+    epochs = max(settings.epochs, 1)
+
+    def factor(epoch: int) -> float:
+        return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * min(epoch / epochs, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator):
-    order = torch.randperm(n, generator=generator)
-    for lo in range(0, n, batch_size):
-        yield order[lo : lo + batch_size]
+def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def run_stage(
     name: str,
     module: torch.nn.Module,
-    loss_fn: Callable[[torch.Tensor, bool], torch.Tensor],
+    loss_fn: BatchLoss,
     n_train: int,
     validation_loss: Callable[[], float],
-    config: TrainConfig,
-    epochs: int,
-    learning_rate: float,
-    checkpoint: Path,
+    settings: LoopSettings,
+    checkpoint: Path | None = None,
     on_epoch: EpochCallback | None = None,
-    max_grad_norm: float | None = None,
+    annotate: Callable[[int], dict[str, Any]] | None = None,
 ) -> StageState:
-    """Train ``module``'s trainable parameters with Adam on ``loss_fn(batch_index, training)``
-    (gradient norm clipped to ``max_grad_norm`` when given) and resume from ``checkpoint`` when
-    it exists. Keeps the weights of the best validation epoch."""
+    """Train ``module``'s trainable parameters on ``loss_fn(batch_index, epoch)`` (module
+    docstring); ``validation_loss()`` runs in eval mode without gradients; ``annotate(epoch)``
+    adds entries to each epoch's record. Resumes from ``checkpoint`` when it exists and writes
+    it after every epoch (``None``: no checkpoints). Ends with the best validation weights."""
     trainable = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, learning_rate)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=config.lr_factor, patience=config.lr_patience
-    )
+    optimizer = torch.optim.Adam(trainable, settings.learning_rate)
+    scheduler = _scheduler(optimizer, settings)
+    generator = torch.Generator().manual_seed(settings.seed)
     state = StageState()
-    best_weights = {k: v.clone() for k, v in module.state_dict().items()}
-    if checkpoint.exists():
+    best_weights = _copy_state(module)
+    if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=True)
         module.load_state_dict(saved["module"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         best_weights = saved["best_weights"]
+        if "generator" in saved:
+            generator.set_state(saved["generator"])
+        else:  # checkpoints written before the generator state was stored
+            generator.manual_seed(settings.seed + 7919 * saved["state"]["epoch"])
         state = StageState(**saved["state"])
         # a finished stage continues when its epoch budget was raised since
+        patience = settings.early_stopping_patience
         state.done = state.done and not (
-            state.epoch < epochs and state.epochs_since_best < config.early_stopping_patience
+            state.epoch < settings.epochs
+            and (patience is None or state.epochs_since_best < patience)
         )
         logger.info("%s: resumed at epoch %d", name, state.epoch)
-    generator = torch.Generator().manual_seed(config.seed + 7919 * state.epoch)
-    while not state.done and state.epoch < epochs:
+    while not state.done and state.epoch < settings.epochs:
         start = time.perf_counter()
         module.train()
         total, count = 0.0, 0
-        for index in _batches(n_train, config.batch_size, generator):
+        for index in torch.randperm(n_train, generator=generator).split(settings.batch_size):
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(index, True)
+            loss = loss_fn(index, state.epoch)
             loss.backward()
-            if max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+            if settings.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
             optimizer.step()
             total += loss.item() * len(index)
             count += len(index)
         module.eval()
         with torch.no_grad():
-            validation = validation_loss()
-        scheduler.step(validation)
+            validation = float(validation_loss())
+        if settings.schedule == "plateau":
+            scheduler.step(validation)
+        else:
+            scheduler.step()
+        epoch = state.epoch
         state.epoch += 1
-        if validation < state.best_validation:
+        if epoch >= settings.select_from_epoch and validation < state.best_validation:
             state.best_validation, state.epochs_since_best = validation, 0
-            best_weights = {k: v.clone() for k, v in module.state_dict().items()}
+            best_weights = _copy_state(module)
         else:
             state.epochs_since_best += 1
         learning_rate_now = optimizer.param_groups[0]["lr"]
-        record = {
+        record: dict[str, Any] = {
             "epoch": state.epoch,
-            "train_loss": total / count,
+            "train_loss": total / max(count, 1),
             "validation_loss": validation,
             "learning_rate": learning_rate_now,
-            "seconds": time.perf_counter() - start,
+            "seconds": round(time.perf_counter() - start, 3),
         }
+        if annotate is not None:
+            record.update(annotate(epoch))
         state.history.append(record)
+        patience = settings.early_stopping_patience
         state.done = (
-            state.epochs_since_best >= config.early_stopping_patience
-            or learning_rate_now < config.min_learning_rate
-            or state.epoch >= epochs
+            (patience is not None and state.epochs_since_best >= patience)
+            or learning_rate_now < settings.min_learning_rate
+            or state.epoch >= settings.epochs
         )
-        _save_checkpoint(checkpoint, module, optimizer, scheduler, best_weights, state)
+        if checkpoint is not None:
+            _save_checkpoint(
+                checkpoint, module, optimizer, scheduler, best_weights, state, generator
+            )
         if on_epoch is not None:
             on_epoch(name, record)
-    module.load_state_dict(best_weights)
+    if math.isfinite(state.best_validation):
+        module.load_state_dict(best_weights)
+    module.eval()
     return state
 
 
-def _save_checkpoint(path, module, optimizer, scheduler, best_weights, state) -> None:
+def _save_checkpoint(path, module, optimizer, scheduler, best_weights, state, generator) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     torch.save(
         {
@@ -260,173 +201,47 @@ def _save_checkpoint(path, module, optimizer, scheduler, best_weights, state) ->
             "scheduler": scheduler.state_dict(),
             "best_weights": best_weights,
             "state": asdict(state),
+            "generator": generator.get_state(),
         },
         temporary,
     )
     temporary.replace(path)
 
 
-# ----------------------------------------------------------------------------- protocol
+def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train / validation split of ``range(n)``: sorted int64 index arrays, at least one
+    row each when ``n >= 2``."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(max(1, round(validation_fraction * n)), n - 1) if n >= 2 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-@dataclass(frozen=True)
-class TrainedModels:
-    forward: ForwardModel
-    inverse: InverseModel
-    histories: dict[str, list[dict[str, float]]]
-    train_index: torch.Tensor
-    validation_index: torch.Tensor
-
-
-def train_truss_models(
-    data: TrussTensors,
-    config: TrainConfig,
-    checkpoint_folder: Path,
-    on_epoch: EpochCallback | None = None,
-) -> TrainedModels:
-    """F1, then F2, then G through the frozen F (paper protocol, our sizes)."""
-    torch.manual_seed(config.seed)
-    checkpoint_folder.mkdir(parents=True, exist_ok=True)
-    if config.max_rows is not None:
-        data = data.subset(torch.arange(min(config.max_rows, len(data))))
-    validation_index, train_index = split_indices(
-        len(data), (config.validation_fraction, 1 - config.validation_fraction), config.seed
-    )
-    train, validation = data.subset(train_index), data.subset(validation_index)
-    forward, inverse = ForwardModel(config.forward), InverseModel(config.inverse)
-    fit_scalers(forward, inverse, train)
-    histories: dict[str, list[dict[str, float]]] = {}
-
-    # F1: (topology, rho, U) -> stage-1 stiffness per unit density.
-    x1 = forward.stage1_features(train.onehot, train.rho, train.U)
-    y1 = forward.stage1_label(stage1_label(train)).float()
-    x1_val = forward.stage1_features(validation.onehot, validation.rho, validation.U)
-    y1_val = forward.stage1_label(stage1_label(validation)).float()
-    mse = torch.nn.functional.mse_loss
-    histories["F1"] = run_stage(
-        "F1",
-        forward.f1,
-        lambda index, _: mse(forward.f1(x1[index]), y1[index]),
-        len(train),
-        lambda: float(mse(forward.f1(x1_val), y1_val)),
-        config,
-        config.forward_epochs,
-        config.forward_learning_rate,
-        checkpoint_folder / "F1.pt",
-        on_epoch,
-    ).history
-
-    # F2: (Bond(R1) C1 / rho, V) -> Bond(R2^T) C / rho, trained on the FE stage-1 stiffness,
-    # in the frame that sorts V and on random axis reversals (exact symmetries, models.py).
-    inputs2, V2, labels2 = stage2_pairs(forward, train)
-    inputs2_val, V2_val, labels2_val = stage2_pairs(forward, validation)
-    stretch2 = unit_interval(V2, STRETCH_RANGE).float()
-    x2_val = torch.cat(
-        [forward.stage2_input(inputs2_val).float(), unit_interval(V2_val, STRETCH_RANGE)], -1
-    ).float()
-    y2_val = forward.stage2_label(labels2_val).float()
-    reversals = axis_reversal_signs(inputs2.dtype)
-    reversal_generator = torch.Generator().manual_seed(config.seed + 3)
-
-    def stage2_loss(index: torch.Tensor, training: bool) -> torch.Tensor:
-        inputs, labels = inputs2[index], labels2[index]
-        if training and forward.config.canonical_stretch:
-            signs = reversals[torch.randint(4, (len(index),), generator=reversal_generator)]
-            inputs, labels = inputs * signs, labels * signs
-        features = torch.cat([forward.stage2_input(inputs).float(), stretch2[index]], -1)
-        return mse(forward.f2(features), forward.stage2_label(labels).float())
-
-    histories["F2"] = run_stage(
-        "F2",
-        forward.f2,
-        stage2_loss,
-        len(train),
-        lambda: float(mse(forward.f2(x2_val), y2_val)),
-        config,
-        config.forward_epochs,
-        config.forward_learning_rate,
-        checkpoint_folder / "F2.pt",
-        on_epoch,
-    ).history
-
-    # G through the frozen F, NMSE reconstruction loss, targets randomly re-rotated.
-    forward.eval()
-    forward.requires_grad_(False)
-    rotation_rng = np.random.default_rng(config.seed + 1)
-
-    def inverse_loss(index: torch.Tensor, training: bool) -> torch.Tensor:
-        target = train.C[index]
-        if training:
-            extra = torch.as_tensor(random_rotations(len(index), rotation_rng), dtype=target.dtype)
-            target = rotate_stiffness(target, extra)
-        return inverse_training_loss(target, design_stiffness(forward, inverse(target, config.tau)))
-
-    def inverse_validation() -> float:
-        # the same Gumbel draws every epoch, so that epochs compare on equal terms
-        generator = torch.Generator().manual_seed(config.seed + 2)
-        design = inverse(validation.C, config.tau, generator=generator)
-        return float(nmse_loss(validation.C, design_stiffness(forward, design)))
-
-    histories["G"] = run_stage(
-        "G",
-        inverse,
-        inverse_loss,
-        len(train),
-        inverse_validation,
-        config,
-        config.inverse_epochs,
-        config.inverse_learning_rate,
-        checkpoint_folder / "G.pt",
-        on_epoch,
-    ).history
-    if config.inverse_refit_epochs > 0:
-        histories["G2-refit"] = _refit_geometry_head(
-            forward, inverse, train, validation, config, checkpoint_folder, on_epoch
-        )
-    return TrainedModels(forward, inverse, histories, train_index, validation_index)
-
-
-def component_loss(
-    target: torch.Tensor, predicted: torch.Tensor, variance: torch.Tensor
-) -> torch.Tensor:
-    """``mean_{b,c} (C_pred,bc - C_bc)^2 / Var_c`` over the 21 constants: the batch estimate of
-    the mean ``1 - R^2`` over the components. Shapes (B, 6, 6), (B, 6, 6), (21,)."""
-    residual = c21_from_matrix(predicted) - c21_from_matrix(target)
-    return (residual.pow(2) / variance).mean()
-
-
-def _refit_geometry_head(forward, inverse, train, validation, config, checkpoint_folder, on_epoch):
-    """The optional last stage (module docstring): G1 frozen, G2 on NMSE + component loss."""
-    variance = c21_from_matrix(train.C).double().var(0).to(train.C.dtype)
-    weight = config.inverse_component_weight
-    inverse.g1.requires_grad_(False)
-
-    def loss(target: torch.Tensor, design: dict[str, torch.Tensor]) -> torch.Tensor:
-        predicted = design_stiffness(forward, design)
-        base = inverse_training_loss(target, predicted)
-        return base + weight * component_loss(target, predicted, variance)
-
-    def refit_loss(index: torch.Tensor, training: bool) -> torch.Tensor:
-        target = train.C[index]
-        return loss(target, inverse(target, config.tau))
-
-    def refit_validation() -> float:
-        generator = torch.Generator().manual_seed(config.seed + 2)
-        return float(loss(validation.C, inverse(validation.C, config.tau, generator=generator)))
+def read_options(path: Path) -> dict[str, Any]:
+    """Training options from a TOML file as a dict (a clear error for invalid TOML)."""
+    import tomllib
 
     try:
-        return run_stage(
-            "G2-refit",
-            inverse,
-            refit_loss,
-            len(train),
-            refit_validation,
-            config,
-            config.inverse_refit_epochs,
-            config.inverse_refit_learning_rate,
-            checkpoint_folder / "G2-refit.pt",
-            on_epoch,
-            max_grad_norm=config.inverse_refit_max_grad_norm,
-        ).history
-    finally:
-        inverse.g1.requires_grad_(True)
+        return tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise MetainvError(f"{path} is not valid TOML: {error}") from None
+
+
+def tuples(section: Mapping[str, Any]) -> dict[str, Any]:
+    """``section`` with JSON / TOML lists turned back into the tuples of frozen configs."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+
+
+@contextmanager
+def torch_scope(seed: int | None = None, threads: int | None = None) -> Iterator[None]:
+    """Within the block, torch's global CPU RNG is seeded with ``seed`` and torch uses
+    ``threads`` intra-op threads; both are restored on exit (``None``: left as they are)."""
+    previous = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)

@@ -38,7 +38,7 @@ KINDS = ("solid", "shell")
 #: (bone3 at E_s = 20 GPa: C33 / E_s = 0.063) can be matched by solid columnar spinodoids.
 #: Below rho of about 0.25 the solid may fall apart into separate pieces (measured on random
 #: designs at 24^3: one spanning network in 8 % of them for rho in [0.15, 0.2), 67 % in
-#: [0.2, 0.25), 93 % in [0.25, 0.3)); see ``metainv.spinodoid.inverse.solid_connectivity``.
+#: [0.2, 0.25), 93 % in [0.25, 0.3)); see ``metainv.spinodoid.learn.inverse.solid_connectivity``.
 RELATIVE_DENSITY_RANGE = (0.15, 1.0)
 #: Smallest non-zero cone angle in degrees (paper Eq. 2, theta_min).
 THETA_MIN_DEG = 15.0

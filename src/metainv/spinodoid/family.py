@@ -183,10 +183,10 @@ def design_spinodoid(
 ) -> DesignResult:
     """Spinodoids for one normalized target (6, 6): i-NN designs in the fitted orthotropic
     frame, polished by the f-NN, the ``top`` best verified by voxel FE at the model's resolution
-    (best of 2 fields), connected networks first (:func:`metainv.spinodoid.inverse.
+    (best of 2 fields), connected networks first (:func:`metainv.spinodoid.learn.inverse.
     design_for_target`). Extras: ``frame_fit``, ``fe``; per candidate ``connectivity``."""
-    from metainv.nn.spinodoid import load_spinodoid_models
-    from metainv.spinodoid.inverse import SpinodoidDesignSettings, design_for_target
+    from metainv.spinodoid.learn.artifacts import load_spinodoid_models
+    from metainv.spinodoid.learn.inverse import SpinodoidDesignSettings, design_for_target
 
     if top < 1:
         raise DesignError(f"--top must be >= 1, got {top}")
@@ -216,7 +216,7 @@ def write_spinodoid_designs(
 ) -> dict[str, Any]:
     """designs.json, then per candidate an STL of one cell on the connectivity grid (48^3,
     the FE's level rule) and a PNG."""
-    from metainv.spinodoid.inverse import STL_RESOLUTION
+    from metainv.spinodoid.learn.inverse import STL_RESOLUTION
 
     threshold = dict(result.extras.get("fe", {})).get("threshold", "exact")
     options = {"resolution": STL_RESOLUTION, "threshold": threshold}

@@ -112,11 +112,11 @@ def design_truss(
     """Truss lattices for one normalized target (6, 6) with the shipped (or ``model``) networks:
     ``samples`` draws at Gumbel temperature ``tau`` plus ``library_neighbours`` library designs,
     the ``top`` best distinct ones verified by beam FE and (``refine``) refined by FE gradients
-    (:func:`metainv.nn.design.design_for_target`); candidates best FE NMSE first."""
+    (:func:`metainv.truss.learn.inverse.design_for_target`); candidates best FE NMSE first."""
     from dataclasses import replace
 
-    from metainv.nn.artifacts import load_models
-    from metainv.nn.design import DesignSettings, design_for_target
+    from metainv.truss.learn.artifacts import load_models
+    from metainv.truss.learn.inverse import DesignSettings, design_for_target
 
     _positive(options, "samples", "tau", "top")
     if not verify:
@@ -159,9 +159,9 @@ def design_truss_batch(
     import pyarrow.parquet as pq
 
     from metainv.family import write_bytes_atomic
-    from metainv.nn.artifacts import load_models
-    from metainv.nn.design import design_batch
     from metainv.truss.design import designs_table_columns
+    from metainv.truss.learn.artifacts import load_models
+    from metainv.truss.learn.inverse import design_batch
 
     if samples != 1 or verify is not False:  # explicit: no draws and no FE per target
         raise DesignError("a file of many targets runs in batch mode: pass --samples 1 --no-verify")

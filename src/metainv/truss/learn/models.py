@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from metainv.nn.layers import (
-    TOPOLOGY_WIDTH,
     BondRotation,
     MinMaxScaler,
     mlp,
@@ -45,6 +44,26 @@ from metainv.tensors import (
     rotation_from_6d,
 )
 from metainv.truss.design import RELATIVE_DENSITY_RANGE, STRETCH_RANGE
+
+#: Sizes of the six categorical topology blocks: S1, S2, S3 (7 cells) and t1, t2, t3 (2).
+TOPOLOGY_BLOCKS: tuple[int, ...] = (7, 7, 7, 2, 2, 2)
+TOPOLOGY_WIDTH = sum(TOPOLOGY_BLOCKS)
+
+
+def topology_onehot(cells: torch.Tensor, tessellations: torch.Tensor) -> torch.Tensor:
+    """Cells (B, 3) in 1..7 and tessellations (B, 3) in 1..2 -> one-hot (B, 27) in torch's
+    default dtype; training and inference encode topologies with this one function."""
+    blocks = [torch.nn.functional.one_hot(cells[:, k] - 1, 7) for k in range(3)]
+    blocks += [torch.nn.functional.one_hot(tessellations[:, k] - 1, 2) for k in range(3)]
+    return torch.cat(blocks, dim=1).to(torch.get_default_dtype())
+
+
+def topology_from_onehot(onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`topology_onehot`: -> cells (B, 3), tessellations (B, 3) (int64)."""
+    blocks = onehot.split(list(TOPOLOGY_BLOCKS), dim=-1)
+    cells = torch.stack([b.argmax(dim=-1) + 1 for b in blocks[:3]], dim=-1)
+    tessellations = torch.stack([b.argmax(dim=-1) + 1 for b in blocks[3:]], dim=-1)
+    return cells, tessellations
 
 
 def unit_interval(values: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
@@ -205,7 +224,7 @@ class InverseModel(nn.Module):
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         logits = self.topology_logits(stiffness)
-        onehot = straight_through_gumbel_softmax(logits, tau, generator=generator)
+        onehot = straight_through_gumbel_softmax(logits, tau, TOPOLOGY_BLOCKS, generator=generator)
         return {"onehot": onehot, "logits": logits, **self.geometry(stiffness, onehot)}
 
 

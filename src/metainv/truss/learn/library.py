@@ -24,7 +24,7 @@ material frames*: a proxy for the ranking; the candidates are then compared by t
 in the target's own frame. The directions
 are stored in float16 (relative error 5e-4, far below the NMSE between neighbours, ~5e-3), the
 designs in float16 too: the library seeds the forward-model polish
-(:func:`metainv.nn.design.polish_with_forward`), which removes such rounding.
+(:func:`metainv.truss.learn.inverse.polish_with_forward`), which removes such rounding.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from metainv.errors import MetainvError
-from metainv.nn.data import TrussTensors
-from metainv.nn.layers import topology_onehot
 from metainv.tensors import (
     c21_from_matrix,
     canonical_stiffness,
@@ -49,6 +47,8 @@ from metainv.tensors import (
     rotation_from_6d,
     sixd_from_rotation,
 )
+from metainv.truss.learn.data import TrussTensors
+from metainv.truss.learn.models import topology_onehot
 
 #: File name of a library inside a model folder.
 LIBRARY = "library.safetensors"

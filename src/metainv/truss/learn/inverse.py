@@ -3,7 +3,7 @@ r"""Inverse design of truss lattices for a target stiffness, verified and refine
 1. draw ``samples`` candidates from the variational inverse model (straight-through
    Gumbel-softmax at temperature ``tau``: large ``tau`` flattens the topology posterior and gives
    diverse topologies, main text and SI Sec. 3.F), plus the nearest designs of the model's
-   rotation-aware library (:mod:`metainv.nn.library`), when it has one;
+   rotation-aware library (:mod:`metainv.truss.learn.library`), when it has one;
 2. rank them by the forward model's NMSE and keep the ``top`` best *distinct* designs
    (distinct topology, or the same topology with clearly different geometry);
 3. verify each by FE homogenization (:mod:`metainv.truss.homogenize`);
@@ -26,10 +26,6 @@ import numpy as np
 import torch
 
 from metainv.errors import MetainvError
-from metainv.nn.artifacts import TrussModels
-from metainv.nn.decode import designs_from_outputs, forward_inputs
-from metainv.nn.library import DesignLibrary, library_designs
-from metainv.nn.models import ForwardModel, InverseModel, design_stiffness
 from metainv.targets import check_reachable_target
 from metainv.tensors import (
     nmse,
@@ -39,10 +35,20 @@ from metainv.tensors import (
 from metainv.truss.design import RELATIVE_DENSITY_RANGE, STRETCH_RANGE, TrussDesign
 from metainv.truss.homogenize import BeamMaterial, homogenize, homogenize_lattice_torch
 from metainv.truss.lattice import canonical_topology, periodic_lattice, strut_diameter
+from metainv.truss.learn.artifacts import TrussModels
+from metainv.truss.learn.decode import (
+    designs_from_outputs,
+    forward_inputs,
+    inverse_decode,
+    inverse_draw,
+)
+from metainv.truss.learn.library import DesignLibrary, library_designs
+from metainv.truss.learn.models import ForwardModel, InverseModel, design_stiffness
 
 logger = logging.getLogger(__name__)
 
-#: The keys of a design in inverse-model output form (:func:`metainv.nn.library.library_outputs`).
+#: The keys of a design in inverse-model output form
+#: (:func:`metainv.truss.learn.library.library_outputs`).
 DESIGN_KEYS = ("onehot", "rho", "U", "V", "R1", "R2")
 
 
@@ -347,7 +353,7 @@ def inverse_pipeline(
     Candidates per target: the inverse model's design (``tau=None``: most probable topology;
     otherwise one Gumbel draw at ``tau``) and, when ``library_neighbours = k > 0`` and the model
     has a design library, the ``k`` nearest library designs rotated onto the target
-    (:mod:`metainv.nn.library`). With ``polish_steps > 0`` every candidate is polished by
+    (:mod:`metainv.truss.learn.library`). With ``polish_steps > 0`` every candidate is polished by
     :func:`polish_with_forward` first. The winner has the lowest forward NMSE.
 
     Args:
@@ -358,8 +364,6 @@ def inverse_pipeline(
         outputs (design tensors, B rows), forward NMSE (B,), source (B,) int64: 0 the inverse
         model, ``j >= 1`` the j-th nearest library design.
     """
-    from metainv.nn.evaluate import inverse_decode, inverse_draw
-
     if library_neighbours < 0:
         raise MetainvError(f"library neighbours must be >= 0, got {library_neighbours}")
     targets = torch.as_tensor(targets, dtype=torch.float32)

@@ -1,12 +1,34 @@
-"""Network outputs -> :class:`metainv.truss.design.TrussDesign` objects (and back)."""
+"""Inverse-model outputs: deterministic decoding and Gumbel draws, and their conversion to
+:class:`metainv.truss.design.TrussDesign` objects (and back)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from metainv.nn.layers import topology_from_onehot, topology_onehot
+from metainv.nn.layers import argmax_onehot
 from metainv.truss.design import RELATIVE_DENSITY_RANGE, STRETCH_RANGE, TrussDesign
+from metainv.truss.learn.models import (
+    TOPOLOGY_BLOCKS,
+    InverseModel,
+    topology_from_onehot,
+    topology_onehot,
+)
+
+
+@torch.no_grad()
+def inverse_decode(inverse: InverseModel, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Deterministic inverse design: most probable topology, then its geometry."""
+    onehot = argmax_onehot(inverse.topology_logits(targets), TOPOLOGY_BLOCKS)
+    return {"onehot": onehot, **inverse.geometry(targets, onehot)}
+
+
+@torch.no_grad()
+def inverse_draw(
+    inverse: InverseModel, targets: torch.Tensor, tau: float, seed: int
+) -> dict[str, torch.Tensor]:
+    """One Gumbel-softmax draw per target."""
+    return inverse(targets, tau, generator=torch.Generator().manual_seed(seed))
 
 
 def nearest_rotation(matrices: np.ndarray) -> np.ndarray:

@@ -10,48 +10,29 @@ from typing import Any
 
 import torch
 
-from metainv.data.shards import MANIFEST_NAME, code_version, file_sha256, read_manifest
+from metainv.data.shards import dataset_record, file_sha256
 from metainv.errors import MetainvError
-from metainv.nn.artifacts import load_models, save_models
-from metainv.nn.data import load_truss_tensors
-from metainv.nn.evaluate import (
+from metainv.nn.artifacts import save_models
+from metainv.nn.train import EpochCallback, read_options
+from metainv.truss.learn.artifacts import FAMILY, load_models
+from metainv.truss.learn.data import load_truss_tensors
+from metainv.truss.learn.decode import inverse_decode
+from metainv.truss.learn.evaluate import (
     EvaluationSettings,
     evaluate_truss_models,
     forward_predictions,
-    inverse_decode,
     parity_plots,
 )
-from metainv.nn.library import LIBRARY, build_library, save_library
-from metainv.nn.models import design_stiffness
-from metainv.nn.train import EpochCallback, TrainConfig, train_truss_models
+from metainv.truss.learn.library import LIBRARY, build_library, save_library
+from metainv.truss.learn.models import design_stiffness
+from metainv.truss.learn.train import TrainConfig, train_truss_models
 
 logger = logging.getLogger(__name__)
 
 
 def load_train_config(path: Path | None) -> TrainConfig:
     """Training options from a TOML file (keys as in :class:`TrainConfig`); defaults if None."""
-    if path is None:
-        return TrainConfig()
-    import tomllib
-
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise MetainvError(f"{path} is not valid TOML: {error}") from None
-    return TrainConfig.from_dict(data)
-
-
-def _data_record(folder: Path) -> dict[str, Any]:
-    manifest = read_manifest(folder)
-    if manifest is None:
-        raise MetainvError(f"{folder} is not a metainv data set (no {MANIFEST_NAME})")
-    return {
-        "folder": str(folder),
-        "manifest_sha256": file_sha256(folder / MANIFEST_NAME),
-        "rows": manifest["n_rows"],
-        "seed": manifest["seed"],
-        "code_version": manifest.get("code_version"),
-    }
+    return TrainConfig() if path is None else TrainConfig.from_dict(read_options(path))
 
 
 def train_job(
@@ -64,7 +45,7 @@ def train_job(
     """Train F1, F2, G on ``data_folder``; write the model folder ``out``; return metrics."""
     if device != "cpu" and not torch.cuda.is_available():
         raise MetainvError(f"--device {device} requested but no CUDA device is available")
-    data_record = _data_record(Path(data_folder))
+    data_record = dataset_record(Path(data_folder))
     start = time.perf_counter()
     data = load_truss_tensors(data_folder)
     models = train_truss_models(data, config, out / "checkpoints", on_epoch)
@@ -99,18 +80,9 @@ def train_job(
             out / "parity_inverse.png",
             "inverse designs reconstructed by the forward model (validation)",
         )
-    manifest = {
-        "family": "truss",
-        "data": data_record,
-        "seed": config.seed,
-        "code_version": code_version(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "parameters": sum(p.numel() for p in models.forward.parameters())
-        + sum(p.numel() for p in models.inverse.parameters()),
-        "metrics": metrics,
-    }
+    manifest = {"data": data_record, "seed": config.seed, "metrics": metrics}
     config_dict = {
-        "family": "truss",
+        "family": FAMILY,
         "forward": config.forward.to_dict(),
         "inverse": config.inverse.to_dict(),
         "training": config.to_dict(),
@@ -121,7 +93,7 @@ def train_job(
         manifest["library"] = {"rows": len(library), "sha256": file_sha256(out / LIBRARY)}
     elif (out / LIBRARY).exists():
         (out / LIBRARY).unlink()  # a stale library of an earlier run with other settings
-    save_models(out, models.forward, models.inverse, config_dict, manifest)
+    save_models(out, {"forward": models.forward, "inverse": models.inverse}, config_dict, manifest)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     (out / "history.json").write_text(json.dumps(models.histories, indent=2))
     return metrics
@@ -140,6 +112,6 @@ def evaluate_job(
     metrics = evaluate_truss_models(
         models.forward, models.inverse, data, settings, lookup, models.library
     )
-    metrics["data"] = _data_record(Path(data_folder))
+    metrics["data"] = dataset_record(Path(data_folder))
     metrics["model"] = str(models.folder)
     return metrics

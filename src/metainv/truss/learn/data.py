@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import numpy as np
 import torch
 
 from metainv.data import read_dataset
-from metainv.nn.layers import topology_onehot
 from metainv.tensors import matrix_from_c21
+from metainv.truss.learn.models import topology_onehot
 
 
 @dataclass(frozen=True)
@@ -69,10 +68,3 @@ def load_truss_tensors(folder: str | Path, dtype: torch.dtype = torch.float32) -
         stage1_C=as_tensor(matrix_from_c21(_stack(table, [f"stage1_C{i}{j}" for i, j in triu]))),
         C=as_tensor(matrix_from_c21(_stack(table, [f"C{i}{j}" for i, j in triu]))),
     )
-
-
-def split_indices(n: int, fractions: tuple[float, ...], seed: int) -> tuple[torch.Tensor, ...]:
-    """Deterministic split of ``range(n)`` by a seeded permutation; the last part takes the rest."""
-    permutation = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    bounds = [*np.cumsum([0, *(round(f * n) for f in fractions[:-1])]).tolist(), n]
-    return tuple(permutation[lo:hi] for lo, hi in itertools.pairwise(bounds))

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from metainv.nn.data import TrussTensors
-from metainv.nn.decode import designs_from_outputs
-from metainv.nn.layers import argmax_onehot
-from metainv.nn.library import DesignLibrary
-from metainv.nn.models import ForwardModel, InverseModel, design_stiffness
 from metainv.tensors import C21_NAMES, c21_from_matrix, nmse, r2_score
 from metainv.truss.homogenize import homogenize_many
+from metainv.truss.learn.data import TrussTensors
+from metainv.truss.learn.decode import designs_from_outputs, inverse_decode, inverse_draw
+from metainv.truss.learn.inverse import inverse_pipeline, polish_with_forward
+from metainv.truss.learn.library import DesignLibrary, library_stiffness, nearest_rows
+from metainv.truss.learn.models import ForwardModel, InverseModel, design_stiffness
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 class EvaluationSettings:
     """fe_samples: inverse designs verified by FE; tau: Gumbel temperature of the draws;
     polish_steps: when > 0, the inverse designs are also evaluated after that many Adam steps of
-    :func:`metainv.nn.design.polish_with_forward` (batch mode ``--polish-steps``);
+    :func:`metainv.truss.learn.inverse.polish_with_forward` (batch mode ``--polish-steps``);
     library_neighbours: with a design library, the pipeline metrics (G plus that many library
     designs per target, polished by ``polish_steps``, best by F; 0 skips them)."""
 
@@ -53,21 +53,6 @@ def forward_predictions(forward: ForwardModel, data: TrussTensors, batch_size: i
         len(data),
         batch_size,
     )
-
-
-@torch.no_grad()
-def inverse_decode(inverse: InverseModel, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Deterministic inverse design: most probable topology, then its geometry."""
-    onehot = argmax_onehot(inverse.topology_logits(targets))
-    return {"onehot": onehot, **inverse.geometry(targets, onehot)}
-
-
-@torch.no_grad()
-def inverse_draw(
-    inverse: InverseModel, targets: torch.Tensor, tau: float, seed: int
-) -> dict[str, torch.Tensor]:
-    """One Gumbel-softmax draw per target."""
-    return inverse(targets, tau, generator=torch.Generator().manual_seed(seed))
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:
@@ -148,10 +133,7 @@ def _pipeline_metrics(
     settings: EvaluationSettings,
 ) -> dict[str, Any]:
     """The rotation-aware library lookup alone (exact: the stored FE stiffness rotated, no
-    network) and the batch pipeline of :func:`metainv.nn.design.inverse_pipeline`."""
-    from metainv.nn.design import inverse_pipeline
-    from metainv.nn.library import library_stiffness, nearest_rows
-
+    network) and the batch pipeline of :func:`metainv.truss.learn.inverse.inverse_pipeline`."""
     true = data.C.double().numpy()
     lookup_C = library_stiffness(library, nearest_rows(library, data.C).rows[:, 0], data.C)
     outputs, _, source = inverse_pipeline(
@@ -190,8 +172,6 @@ def _polished_metrics(
     steps: int,
 ) -> dict[str, Any]:
     """The inverse metrics again after polishing every design through F (no FE in the loop)."""
-    from metainv.nn.design import polish_with_forward
-
     true = data.C.double().numpy()
     polished = polish_with_forward(forward, data.C, decoded, steps)
     with torch.no_grad():

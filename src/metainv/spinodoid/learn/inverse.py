@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from metainv.spinodoid.design import RELATIVE_DENSITY_RANGE, SpinodoidDesign, design_to_dict
+from metainv.spinodoid.learn.nets import snap_angles, snap_design
 from metainv.targets import check_reachable_target
 from metainv.tensors import (
     matrix_from_orthotropic9,
@@ -172,11 +173,9 @@ def polish_design(
     """Gradient descent of the f-NN NMSE of the rotated design against the full target.
 
     ``Theta`` is kept in range through sigmoids; angles are snapped straight-through
-    (:func:`metainv.nn.spinodoid.snap_design`). Returns the best snapped ``Theta`` (4,) and
+    (:func:`metainv.spinodoid.learn.nets.snap_design`). Returns the best snapped ``Theta`` (4,) and
     its f-NN NMSE.
     """
-    from metainv.nn.spinodoid import snap_angles, snap_design
-
     low = models.inverse.low.double()
     span = models.inverse.span.double()
     target_t = torch.as_tensor(target, dtype=torch.float64)
@@ -324,8 +323,9 @@ def design_for_target(
 ) -> tuple[list[SpinodoidCandidate], FrameFit]:
     """The design job for one normalized target (6, 6) (module docstring).
 
-    ``models``: :class:`metainv.nn.spinodoid.SpinodoidModels`. Returns the candidates sorted by
-    FE NMSE (by f-NN NMSE without verification), connected designs first, and the frame fit.
+    ``models``: :class:`metainv.spinodoid.learn.nets.SpinodoidModels`. Returns the candidates
+    sorted by FE NMSE (by f-NN NMSE without verification), connected designs first, and the
+    frame fit.
     """
     from metainv.spinodoid.dataset import generation_parameters, label_design
 
