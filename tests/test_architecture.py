@@ -142,3 +142,10 @@ def test_public_api_is_curated():
     for name in metainv.__all__:
         assert hasattr(metainv, name), name
     assert not any(name.startswith("_") and name != "__version__" for name in metainv.__all__)
+
+
+def test_every_subpackage_says_its_role():
+    """Each subpackage's ``__init__`` opens with a docstring (its role in one sentence)."""
+    for init in sorted((SRC / "metainv").glob("*/__init__.py")):
+        docstring = ast.get_docstring(ast.parse(init.read_text()))
+        assert docstring and len(docstring.split()) >= 6, f"{init.parent.name}: no docstring"

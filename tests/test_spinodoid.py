@@ -265,8 +265,17 @@ def test_cli_homogenize(tmp_path):
     result = runner.invoke(app, ["homogenize", str(path), "--json", "--resolution", "10"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"family", "C", "relative_density", "resolution"}
+    assert set(data) == {"family", "C", "relative_density", "resolution", "threshold"}
     assert data["resolution"] == 10 and 0.4 < data["relative_density"] < 0.6
+    assert data["threshold"] == "ensemble"  # paper Eq. 3 unless asked
+    exact = runner.invoke(
+        app, ["homogenize", str(path), "--json", "--resolution", "10", "--threshold", "exact"]
+    )
+    assert exact.exit_code == 0, exact.output
+    rho = json.loads(exact.stdout)["relative_density"]
+    assert abs(rho - BASE["relative_density"]) <= 1 / 10**3  # the exact quantile: one voxel
+    bad = runner.invoke(app, ["homogenize", str(path), "--threshold", "median"])
+    assert bad.exit_code == 2 and "--threshold must be 'ensemble' or 'exact'" in bad.output
     assert np.linalg.eigvalsh(np.array(data["C"])).min() > 0
     table = runner.invoke(app, ["homogenize", str(path), "--resolution", "8"])
     assert table.exit_code == 0, table.output

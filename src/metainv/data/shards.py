@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import platform
-import secrets
 import signal
 import subprocess
 import threading
@@ -40,6 +39,7 @@ import pyarrow.parquet as pq
 
 from metainv.errors import MetainvError
 from metainv.family import get_family
+from metainv.files import temporary_path, write_text_atomic
 from metainv.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def run_shard(task: ShardTask) -> ShardRecord:
     }
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     path = Path(task.folder) / task.file_name
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    temporary = temporary_path(path)
     pq.write_table(table, temporary, compression="zstd")
     _fsync(temporary)
     os.replace(temporary, path)
@@ -254,11 +254,7 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 
 def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
     """Replace the manifest atomically."""
-    path = Path(folder) / MANIFEST_NAME
-    temporary = path.with_name(f".{MANIFEST_NAME}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    _fsync(temporary)
-    os.replace(temporary, path)
+    write_text_atomic(Path(folder) / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def _check_compatible(existing: Mapping[str, Any], header: Mapping[str, Any], folder: Path) -> None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
 from metainv.errors import MetainvError
+from metainv.files import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -109,17 +108,8 @@ def write_stl(mesh: trimesh.Trimesh, path: str | Path) -> Path:
     """Write ``mesh`` as binary STL atomically (a temporary file in the same folder, then
     ``os.replace``); returns the path. STL has no unit: coordinates are written as they are."""
     path = Path(path)
-    data = trimesh.exchange.stl.export_stl(mesh)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(temporary, "xb") as stream:  # the umask's permissions, unlike mkstemp
-                stream.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        write_bytes_atomic(path, trimesh.exchange.stl.export_stl(mesh))
     except OSError as error:
         raise MetainvError(f"cannot write {path}: {error.strerror or error}") from None
     return path

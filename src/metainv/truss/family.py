@@ -158,7 +158,7 @@ def design_truss_batch(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from metainv.family import write_bytes_atomic
+    from metainv.files import write_bytes_atomic
     from metainv.truss.design import designs_table_columns
     from metainv.truss.learn.artifacts import load_models
     from metainv.truss.learn.inverse import design_batch
