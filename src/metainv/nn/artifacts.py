@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from metainv.errors import MetainvError
+from metainv.files import write_bytes_atomic, write_text_atomic
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -96,10 +97,10 @@ def save_models(
         for name, network in networks.items()
         for key, value in network.state_dict().items()
     }
-    save_file(tensors, str(folder / WEIGHTS))
-    (folder / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
+    write_bytes_atomic(folder / WEIGHTS, save(tensors))
+    write_text_atomic(folder / CONFIG, json.dumps(config, indent=2, sort_keys=True))
     manifest = {**manifest, "weights_sha256": file_sha256(folder / WEIGHTS)}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def read_artifact(folder: str | Path | None, family: str) -> Artifact:

@@ -22,6 +22,7 @@ count instead of setting them for the whole process.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import time
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from metainv.errors import MetainvError
+from metainv.files import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -192,8 +194,7 @@ def run_stage(
 
 
 def _save_checkpoint(path, module, optimizer, scheduler, best_weights, state, generator) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
+    buffer = io.BytesIO()
     torch.save(
         {
             "module": module.state_dict(),
@@ -203,9 +204,9 @@ def _save_checkpoint(path, module, optimizer, scheduler, best_weights, state, ge
             "state": asdict(state),
             "generator": generator.get_state(),
         },
-        temporary,
+        buffer,
     )
-    temporary.replace(path)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

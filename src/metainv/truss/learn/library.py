@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from metainv.errors import MetainvError
+from metainv.files import write_bytes_atomic
 from metainv.tensors import (
     c21_from_matrix,
     canonical_stiffness,
@@ -122,7 +123,7 @@ def save_library(library: DesignLibrary, path: str | Path, metadata: dict | None
     """Write ``library`` as safetensors; ``metadata`` (JSON-able) goes into the header."""
     tensors = {f.name: getattr(library, f.name).contiguous() for f in fields(library)}
     header = {"rows": str(len(library)), "metadata": json.dumps(metadata or {}, sort_keys=True)}
-    save_file(tensors, str(path), metadata=header)
+    write_bytes_atomic(path, save(tensors, metadata=header))
 
 
 def load_library(path: str | Path) -> DesignLibrary:
