@@ -16,6 +16,8 @@ from typer.testing import CliRunner, Result
 from metainv.cli import app
 from metainv.targets import load_target
 from metainv.tensors import C21_NAMES, c21_from_matrix, isotropic_stiffness
+from metainv.truss.design import TrussDesign
+from metainv.truss.learn.inverse import distinct_designs
 
 runner = CliRunner()
 FAST = ["--samples", "200", "--top", "2", "--no-verify", "--library-neighbours", "0"]
@@ -233,3 +235,45 @@ def test_no_verify_runs_no_fe(tmp_path, monkeypatch):
     (candidate,) = json.loads((out / "designs.json").read_text())["candidates"]
     assert candidate["C_fe"] is None and candidate["nmse_fe"] is None
     assert candidate["nmse_forward"] < 0.1
+
+
+def test_distinct_designs_compare_topologies_as_multisets():
+    def design(topology, rho=0.03):
+        eye = np.eye(3)
+        return TrussDesign(topology, rho, np.ones(3), np.ones(3), eye, eye)
+
+    designs = [
+        design(((1, 2), (7, 1), (4, 2))),
+        design(((7, 1), (4, 2), (1, 2)), rho=0.08),  # same lattice, other order and geometry
+        design(((1, 2), (1, 2), (4, 2))),
+        design(((4, 2), (1, 2), (1, 2))),
+        design(((3, 1), (3, 1), (3, 1))),
+    ]
+    assert distinct_designs(designs, 5) == [0, 2, 4]
+    assert distinct_designs(designs, 2) == [0, 2]
+
+
+def test_bone3_top5_are_five_different_lattices(tmp_path):
+    out = tmp_path / "d"
+    args = ["design", "bone3", "--unit", "GPa", "--base-modulus", "114GPa", "--no-verify"]
+    result = runner.invoke(app, [*args, "--samples", "2000", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    candidates = json.loads((out / "designs.json").read_text())["candidates"]
+    lattices = {
+        tuple(sorted((c["cell"], c["tessellation"]) for c in entry["design"]["topology"]))
+        for entry in candidates
+    }
+    assert len(candidates) == 5 and len(lattices) == 5
+
+
+def test_a_single_target_with_a_bom_and_a_one_line_c21_json_are_single_targets(tmp_path):
+    from metainv.targets import read_target_table
+
+    matrix = load_target("bone3", unit="GPa", base_modulus="114GPa")
+    csv = tmp_path / "one.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + "\n".join(csv_row(row) for row in matrix).encode())
+    assert read_target_table(csv) is None
+    assert np.allclose(load_target(csv), matrix)
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps({"C21": c21_from_matrix(matrix).tolist()}))
+    assert read_target_table(single) is None

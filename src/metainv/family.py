@@ -185,8 +185,11 @@ class Family:
     generation_parameters: ``(**options) -> params`` (JSON-ready) of data generation, or None.
     generate_shard: ``(rows, rng, params) -> columns`` (name -> 1-D array) of labelled rows.
     design: ``(target, **options) -> DesignResult`` for a normalized (6, 6) target, or None.
-    design_batch: ``(targets, out, **options) -> summary``: one fast design per row of
-        ``targets`` (T, 6, 6) written into the folder ``out`` (a table of designs), or None.
+    design_batch: ``(table, out, **options) -> summary``: one fast design per good row of
+        ``table`` (a :class:`metainv.targets.TargetTable`; each row checked as a single target,
+        bad rows skipped, or all refused with ``strict``) written into the folder ``out`` (a
+        table of designs with a ``status`` per row), or None. The summary's ``skipped`` lists
+        the ``"line N: reason"`` of the rows skipped.
     summarize: ``(candidate) -> {column: text}``: what a table of candidates shows for one
         candidate; default :func:`candidate_summary` (relative density and NMSEs).
     write_design: ``(result, folder, files) -> document``; default :func:`write_design_files`.

@@ -218,7 +218,7 @@ def _read_source(source: str | Path) -> tuple[str, str, bool]:
         raise TargetError(f"{path} is a directory, not a target file")
     if path.is_file():
         try:
-            return str(path), path.read_text(encoding="utf-8"), False
+            return str(path), path.read_text(encoding="utf-8-sig"), False
         except UnicodeDecodeError:
             raise TargetError(f"cannot read {path}: not a UTF-8 text file") from None
         except OSError as error:
@@ -512,6 +512,8 @@ def _text_rows(
     name: str, text: str, names: tuple[str, ...]
 ) -> tuple[np.ndarray, list[int], dict[int, str]] | None:
     """Rows of a text table (see :func:`read_target_table`), or None for a single target."""
+    if _looks_like_json(name, text):
+        return None
     numbered = [
         (number, [token for token in _TEXT_SEPARATORS.split(content) if token])
         for number, line in enumerate(text.splitlines(), start=1)
@@ -522,7 +524,7 @@ def _text_rows(
     order: list[int] | None = None
     first_line, first = numbered[0]
     header = [token.strip("\"'").upper() for token in first]
-    if not all(_is_number(token) for token in header):
+    if not any(_is_number(token) for token in header):
         known = {n.upper(): k for k, n in enumerate(names)}
         if len(header) == 21 and sorted(header) == sorted(known):
             order = [header.index(n.upper()) for n in names]

@@ -120,7 +120,7 @@ def design_truss(
 ) -> DesignResult:
     """Truss lattices for one normalized target (6, 6) with the shipped (or ``model``) networks:
     ``samples`` draws at Gumbel temperature ``tau`` plus ``library_neighbours`` library designs,
-    the best distinct designs (a pool of 20) verified by beam FE and (``refine``)
+    the best distinct lattices (a pool of ``top`` + 3) verified by beam FE and (``refine``)
     refined by FE gradients, the ``top`` best kept
     (:func:`metainv.truss.learn.inverse.design_for_target`); candidates best FE NMSE first.
     ``verify=False`` runs no FE: the ``top`` best distinct lattices by the forward model, with

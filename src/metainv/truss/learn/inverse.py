@@ -4,8 +4,8 @@ r"""Inverse design of truss lattices for a target stiffness, verified and refine
    Gumbel-softmax at temperature ``tau``: large ``tau`` flattens the topology posterior and gives
    diverse topologies, main text and SI Sec. 3.F), plus the nearest designs of the model's
    rotation-aware library (:mod:`metainv.truss.learn.library`), when it has one;
-2. rank them by the forward model's NMSE and keep the best *distinct* designs (distinct
-   topology, or the same topology with clearly different geometry), a pool of 20;
+2. rank them by the forward model's NMSE and keep the best *distinct* lattices (topologies
+   compared as multisets of ``(cell, tessellation)``), a pool of ``top`` + 3;
 3. verify each by FE homogenization (:mod:`metainv.truss.homogenize`) and return the ``top``
    best by FE NMSE (``verify=False``: the ``top`` best by the forward model, no FE);
 4. refine (optional) each design's continuous parameters ``rho, U, V, R1, R2`` by gradient
@@ -70,7 +70,7 @@ class DesignSettings:
     samples: int = 10_000
     tau: float = 2.0
     top: int = 5
-    pool: int | None = 20
+    pool: int | None = None
     verify: bool = True
     refine: bool = True
     refine_steps: int = 150
@@ -135,24 +135,16 @@ def draw_candidates(
     return [designs[i] for i in order], C_forward[order], errors[order]
 
 
-def _geometry_vector(design: TrussDesign) -> np.ndarray:
-    rho = np.log(design.relative_density)
-    return np.concatenate([[rho], np.log(design.U), np.log(design.V), design.R2.ravel()])
-
-
-def distinct_designs(designs: list[TrussDesign], top: int, min_distance: float = 0.3) -> list[int]:
-    """Indices of the first ``top`` designs (in rank order) that differ in topology or clearly
-    in geometry (distance of log-density, log-stretches and R2 above ``min_distance``)."""
+def distinct_designs(designs: list[TrussDesign], top: int) -> list[int]:
+    """Indices of the first ``top`` designs (in rank order) with different lattices: topologies
+    compared as multisets of ``(cell, tessellation)`` (the order of the three superimposed
+    cells does not matter), so one design per lattice, the best ranked."""
     chosen: list[int] = []
+    seen: set[tuple[tuple[int, int], ...]] = set()
     for index, design in enumerate(designs):
         topology = canonical_topology(design.topology)
-        vector = _geometry_vector(design)
-        duplicate = any(
-            canonical_topology(designs[c].topology) == topology
-            and np.linalg.norm(_geometry_vector(designs[c]) - vector) < min_distance
-            for c in chosen
-        )
-        if not duplicate:
+        if topology not in seen:
+            seen.add(topology)
             chosen.append(index)
         if len(chosen) == top:
             break
