@@ -121,7 +121,9 @@ def test_export_grade_and_topopt_check_out_first(tmp_path):
     existing.write_text("")
     one_line_error(runner.invoke(app, ["export", str(OCTET), "--out", str(tmp_path)]), "folder")
     blocked = str(existing / "x.stl")
-    one_line_error(runner.invoke(app, ["export", str(OCTET), "--out", blocked]), "cannot create")
+    one_line_error(runner.invoke(app, ["export", str(OCTET), "--out", blocked]), "not a folder")
+    missing = str(tmp_path / "nope" / "x.stl")
+    one_line_error(runner.invoke(app, ["export", str(OCTET), "--out", missing]), "does not exist")
     grade = ["grade", "--control", "0,0,0", str(OCTET), "--box", "2", "1", "1"]
     one_line_error(runner.invoke(app, [*grade, "--out", str(existing)]), "existing file")
     topopt = ["topopt", "--nel", "4", "2", "2", "--out", str(existing)]

@@ -90,15 +90,19 @@ def prepare_output_folder(
 
 
 def check_output_file(path: str | Path) -> Path:
-    """Check an output file's path before any work: not a folder, and its folder can be
-    created and written (one-line :class:`metainv.errors.MetainvError` otherwise)."""
+    """Check an output file's path before any work: not a folder, and its folder exists (it is
+    not created: a mistyped folder is an error) and can be written (one-line
+    :class:`metainv.errors.MetainvError` otherwise)."""
     from metainv.errors import MetainvError
 
     path = Path(path)
+    folder = path.parent
     if path.is_dir():
         raise MetainvError(f"--out {path} is a folder; give a file name such as part.stl")
-    try:
-        prepare_output_folder(path.parent)
-    except MetainvError as error:
-        raise MetainvError(f"--out {path}: cannot create its folder ({error})") from None
+    if not folder.exists():
+        raise MetainvError(f"--out {path}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise MetainvError(f"--out {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise MetainvError(f"--out {path}: the folder {folder} is not writable")
     return path
