@@ -35,6 +35,7 @@ from metainv.family import (
     load_design,
     read_json,
 )
+from metainv.files import check_output_file, prepare_output_folder
 from metainv.targets import Target, read_target
 from metainv.tensors import StiffnessReport
 from metainv.tensors import check_stiffness as _check_stiffness
@@ -151,7 +152,9 @@ def export(
     by suffix, e.g. truss ``.json`` graph, spinodoid ``.png``). Returns ``path``."""
     family, value = as_design(design)
     extra = family.accepts("export", options)
-    family.require("export")(value, Path(path), cells=tuple(cells), **extra)
+    exporter = family.require("export")
+    check_output_file(path)  # a folder or an uncreatable parent is refused before any work
+    exporter(value, Path(path), cells=tuple(cells), **extra)
     return Path(path)
 
 
@@ -205,7 +208,9 @@ def grade(
     else:
         chosen = as_design(controls[0][1])[0]
     extra = chosen.accepts("grade", options)
-    return chosen.require("grade")(
+    grader = chosen.require("grade")
+    prepare_output_folder(out)  # a file or an uncreatable folder is refused before any work
+    return grader(
         [(point, value) for point, (_, value) in zip(points, controls, strict=True)],
         None if box is None else tuple(float(b) for b in box),
         float(zeta),

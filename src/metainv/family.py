@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from metainv.errors import DesignError, MetainvError
-from metainv.files import write_text_atomic
+from metainv.files import prepare_output_folder, write_text_atomic
 
 #: Operations whose family-specific keyword options are declared in :attr:`Family.options`.
 OPERATIONS = ("homogenize", "export", "generate", "design", "design_batch", "grade")
@@ -185,8 +185,11 @@ class Family:
     generation_parameters: ``(**options) -> params`` (JSON-ready) of data generation, or None.
     generate_shard: ``(rows, rng, params) -> columns`` (name -> 1-D array) of labelled rows.
     design: ``(target, **options) -> DesignResult`` for a normalized (6, 6) target, or None.
-    design_batch: ``(targets, out, **options) -> summary``: one fast design per row of
-        ``targets`` (T, 6, 6) written into the folder ``out`` (a table of designs), or None.
+    design_batch: ``(table, out, **options) -> summary``: one fast design per good row of
+        ``table`` (a :class:`metainv.targets.TargetTable`; each row checked as a single target,
+        bad rows skipped, or all refused with ``strict``) written into the folder ``out`` (a
+        table of designs with a ``status`` per row), or None. The summary's ``skipped`` lists
+        the ``"line N: reason"`` of the rows skipped.
     summarize: ``(candidate) -> {column: text}``: what a table of candidates shows for one
         candidate; default :func:`candidate_summary` (relative density and NMSEs).
     write_design: ``(result, folder, files) -> document``; default :func:`write_design_files`.
@@ -339,6 +342,27 @@ def read_json(path: str | Path) -> Any:
         raise MetainvError(f"{path}: invalid JSON ({error.msg} at line {error.lineno})") from None
 
 
+#: The files ``metainv design`` writes into its output folder (glob patterns): what ``--force``
+#: removes from a folder of an earlier run, and nothing else.
+DESIGN_OUTPUT_FILES = (
+    "designs.json",
+    "designs.parquet",
+    "candidate_[0-9][0-9].*",
+    "candidate_[0-9][0-9]_*.*",
+    "candidate_[0-9][0-9][0-9]*",
+    ".designs.json.*.tmp",
+    ".designs.parquet.*.tmp",
+    ".candidate_*.tmp",
+)
+
+
+def prepare_design_folder(folder: str | Path, force: bool = False) -> Path:
+    """Check and create the output folder of a design before any work: refused when it is a
+    file, cannot be created, or is not empty (unless ``force``, which removes only the files
+    of :data:`DESIGN_OUTPUT_FILES`), so results of two runs are never mixed."""
+    return prepare_output_folder(folder, own=DESIGN_OUTPUT_FILES, force=force)
+
+
 def write_design_files(
     result: DesignResult,
     folder: Path,
@@ -348,9 +372,10 @@ def write_design_files(
 ) -> dict[str, Any]:
     """The generic ``designs.json`` writer: the document first (atomically), then per candidate
     ``candidate_NN.stl`` (the family's ``export_mesh`` with ``mesh_options``) and
-    ``candidate_NN_surface.png`` (target vs FE, or vs forward model), each failure recorded
-    under the candidate's ``errors`` without losing the other files; the document is rewritten
-    with the names of the files that were written."""
+    ``candidate_NN_surface.png`` (target vs FE, or vs forward model). A file written is named
+    in its candidate's entry (``"stl"``, ``"surface_png"``); a file that fails is removed and
+    its reason recorded instead (``"stl_error"``, ``"surface_png_error"``: one line) without
+    losing the other files; the document is rewritten (atomically) after each candidate."""
     from metainv.viz import plot_elastic_surface
 
     family = get_family(result.family)
@@ -363,11 +388,9 @@ def write_design_files(
         zip(result.candidates, document["candidates"], strict=True), start=1
     ):
         stem = f"candidate_{rank:02d}"
-        errors: dict[str, str] = {}
         if family.export_mesh is not None:
             _try_file(
                 entry,
-                errors,
                 "stl",
                 f"{stem}.stl",
                 lambda path, c=candidate: family.export_mesh(  # type: ignore[misc]
@@ -379,7 +402,6 @@ def write_design_files(
             compare, kind, error = _surface_comparison(candidate)
             _try_file(
                 entry,
-                errors,
                 "surface_png",
                 f"{stem}_surface.png",
                 lambda path, rank=rank, compare=compare, kind=kind, error=error: (
@@ -393,10 +415,19 @@ def write_design_files(
                 ),
                 folder,
             )
-        if errors:
-            entry["errors"] = errors
-    write_text_atomic(folder / "designs.json", json.dumps(document, indent=2))
+        write_text_atomic(folder / "designs.json", json.dumps(document, indent=2))
     return document
+
+
+def file_errors(document: Mapping[str, Any]) -> list[str]:
+    """``"candidate N: stl (reason)"`` for every file of a ``designs.json`` document that could
+    not be written (its ``*_error`` entries), in candidate order."""
+    found = []
+    for rank, entry in enumerate(document.get("candidates", []), start=1):
+        for key, reason in entry.items():
+            if key.endswith("_error"):
+                found.append(f"candidate {rank}: {key.removesuffix('_error')} ({reason})")
+    return found
 
 
 def _surface_comparison(candidate: Candidate) -> tuple[np.ndarray | None, str, float]:
@@ -407,19 +438,20 @@ def _surface_comparison(candidate: Candidate) -> tuple[np.ndarray | None, str, f
 
 def _try_file(
     entry: dict[str, Any],
-    errors: dict[str, str],
     key: str,
     name: str,
     write: Callable[[Path], Any],
     folder: Path,
 ) -> None:
-    """Write one output file; on failure remove any partial file and record the reason."""
+    """Write one output file; on failure remove any partial file and record the reason under
+    ``key + "_error"`` (one line)."""
     path = folder / name
     try:
         write(path)
-    except (MetainvError, OSError, RuntimeError, ValueError) as error:
+    except (MetainvError, OSError, RuntimeError, ValueError, MemoryError) as error:
         if path.is_file():
-            path.unlink()
-        errors[key] = f"{type(error).__name__}: {error}"
+            path.unlink(missing_ok=True)
+        reason = " ".join(str(error).split()) or type(error).__name__
+        entry[f"{key}_error"] = f"{type(error).__name__}: {reason}"
         return
     entry[key] = name

@@ -9,8 +9,10 @@ leaves either the old file or the new one, and at most a ``.NAME.*.tmp`` file be
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -39,3 +41,68 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically; returns the path."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def prepare_output_folder(
+    folder: str | Path, own: Sequence[str] | None = None, force: bool = False
+) -> Path:
+    """Check and create an output folder before any work; returns it as a :class:`Path`.
+
+    A path that is an existing file, or a folder that cannot be created or written, is refused
+    with a one-line :class:`metainv.errors.MetainvError`. With ``own`` (glob patterns of the
+    files the command writes, e.g. ``designs.json``, ``candidate_[0-9][0-9].*``) a folder that
+    is not empty is refused too, unless ``force``, which removes the files matching ``own``
+    (only those: anything else in the folder is kept), so that no earlier result is mixed with
+    the new one.
+    """
+    from metainv.errors import MetainvError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise MetainvError(f"--out {folder} is an existing file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MetainvError(
+            f"--out {folder}: cannot create the folder ({error.strerror or error})"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise MetainvError(f"--out {folder}: the folder is not writable")
+    if own is None:
+        return folder
+    entries = sorted(entry.name for entry in folder.iterdir())
+    if entries and not force:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise MetainvError(
+            f"--out {folder} is not empty ({len(entries)} entries: {shown}); choose a new "
+            "folder or pass --force to replace metainv's files in it"
+        )
+    for name in entries:
+        path = folder / name
+        if path.is_file() and any(fnmatch.fnmatchcase(name, pattern) for pattern in own):
+            try:
+                path.unlink()
+            except OSError as error:
+                raise MetainvError(
+                    f"--out {folder}: cannot remove {name} ({error.strerror or error})"
+                ) from None
+    return folder
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Check an output file's path before any work: not a folder, and its folder exists (it is
+    not created: a mistyped folder is an error) and can be written (one-line
+    :class:`metainv.errors.MetainvError` otherwise)."""
+    from metainv.errors import MetainvError
+
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise MetainvError(f"--out {path} is a folder; give a file name such as part.stl")
+    if not folder.exists():
+        raise MetainvError(f"--out {path}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise MetainvError(f"--out {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise MetainvError(f"--out {path}: the folder {folder} is not writable")
+    return path

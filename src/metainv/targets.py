@@ -24,7 +24,8 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -217,7 +218,7 @@ def _read_source(source: str | Path) -> tuple[str, str, bool]:
         raise TargetError(f"{path} is a directory, not a target file")
     if path.is_file():
         try:
-            return str(path), path.read_text(encoding="utf-8"), False
+            return str(path), path.read_text(encoding="utf-8-sig"), False
         except UnicodeDecodeError:
             raise TargetError(f"cannot read {path}: not a UTF-8 text file") from None
         except OSError as error:
@@ -369,16 +370,78 @@ def _optional_string(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+@dataclass(frozen=True)
+class TargetTable:
+    """The rows of a file of many targets (batch design), each with its line and any problem.
+
+    name: the file's name; stiffness: (T, 6, 6) normalized ``C / E_b`` (NaN for a row that
+    could not be read); lines: (T,) the 1-based line of each row in the file (Parquet: the row
+    number); problems: row index -> one-line reason the row cannot be designed.
+    """
+
+    name: str
+    stiffness: np.ndarray
+    lines: tuple[int, ...]
+    problems: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def with_problems(self, found: dict[int, str]) -> TargetTable:
+        """This table with ``found`` added (a row keeps its first problem)."""
+        return TargetTable(self.name, self.stiffness, self.lines, {**found, **self.problems})
+
+    @property
+    def good(self) -> np.ndarray:
+        """Indices of the rows without a problem."""
+        return np.array([i for i in range(len(self)) if i not in self.problems], dtype=int)
+
+    def checked(
+        self, check: Callable[[np.ndarray], str | None], strict: bool = False
+    ) -> TargetTable:
+        """This table with ``check(row)`` (a one-line problem or None) applied to every good
+        row. Raises :class:`metainv.errors.TargetError` listing every bad line when ``strict``
+        and a row is bad, or when no row is left to design."""
+        found = {int(i): problem for i in self.good if (problem := check(self.stiffness[i]))}
+        table = self.with_problems(found)
+        if table.problems and (strict or not len(table.good)):
+            what = "every row" if not len(table.good) else f"{len(table.problems)} row(s)"
+            raise TargetError(
+                f"{self.name}: {what} cannot be designed"
+                f"{' (--strict)' if strict and len(table.good) else ''}: "
+                + "; ".join(table.messages())
+            )
+        if not len(table):
+            raise TargetError(f"{self.name}: no target rows found")
+        return table
+
+    def messages(self) -> list[str]:
+        """``"line N: reason"`` per bad row, in file order."""
+        return [f"line {self.lines[i]}: {self.problems[i]}" for i in sorted(self.problems)]
+
+    def statuses(self) -> list[str]:
+        """``"ok"`` or ``"skipped: reason"`` per row."""
+        return [
+            "ok" if i not in self.problems else f"skipped: {self.problems[i]}"
+            for i in range(len(self))
+        ]
+
+
 def read_target_table(
     source: str | Path,
     unit: str | None = None,
     base_modulus: float | str | None = None,
-) -> np.ndarray | None:
+) -> TargetTable | None:
     """Many targets from a Parquet or CSV/text file of rows of 21 constants (spec order), or
-    ``None`` when ``source`` holds a single 6x6 target instead. Returns (T, 6, 6) normalized.
+    ``None`` when ``source`` holds a single 6x6 target instead.
 
-    Parquet columns may be named ``C11 ... C66`` (the 21 upper-triangle names) or be the first
-    21 numeric columns. A physical unit needs ``base_modulus`` as for a single target.
+    A text file is a table when its first line is a header of the names ``C11 ... C66`` (any
+    order; the columns are taken by name) or another 21-column header, or when a row has 12 or
+    more numbers (a single target's rows have 6). Rows are read one by one: a row with another
+    count of values, a value that is not a number, or a matrix that is not finite is recorded
+    as that line's problem (:attr:`TargetTable.problems`), and the other rows are kept. UTF-8
+    with or without a byte-order mark. Parquet columns may be named ``C11 ... C66`` or be the
+    first 21 numeric columns. A physical unit needs ``base_modulus`` as for a single target.
     """
     from metainv.tensors import C21_NAMES
 
@@ -386,26 +449,16 @@ def read_target_table(
     if not path.is_file():
         return None
     if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        names = [n for n in C21_NAMES if n in table.column_names] or table.column_names[:21]
-        if len(names) != 21:
-            raise TargetError(f"{path.name}: expected 21 columns C11..C66, found {len(names)}")
-        values = np.stack([table.column(n).to_numpy().astype(float) for n in names], axis=-1)
+        values, lines, problems = _parquet_rows(path, C21_NAMES)
     else:
-        rows = [
-            line.split("#")[0].strip()
-            for line in path.read_text().splitlines()
-            if line.split("#")[0].strip()
-        ]
         try:
-            parsed = [[float(v) for v in _TEXT_SEPARATORS.split(row) if v] for row in rows]
-        except ValueError:
-            return None  # a header or non-numeric content: not a batch table
-        if not parsed or any(len(row) != 21 for row in parsed):
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise TargetError(f"cannot read {path}: not a UTF-8 text file") from None
+        parsed = _text_rows(path.name, text, C21_NAMES)
+        if parsed is None:
             return None
-        values = np.asarray(parsed)
+        values, lines, problems = parsed
     effective_unit = canonical_unit(unit or NORMALIZED)
     if effective_unit != NORMALIZED:
         if base_modulus is None:
@@ -417,36 +470,174 @@ def read_target_table(
             * PASCALS_PER_UNIT[effective_unit]
             / modulus_in_pascal(base_modulus, default_unit=effective_unit)
         )
-    return matrix_from_c21(values)
+    elif base_modulus is not None:
+        raise TargetError(
+            f"a base modulus ({base_modulus}) was given but the targets are normalized; pass "
+            "--unit Pa, kPa, MPa or GPa if their values are physical"
+        )
+    with np.errstate(all="ignore"):
+        stiffness = matrix_from_c21(values) if len(values) else np.zeros((0, 6, 6))
+    for index in range(len(lines)):
+        if index not in problems and not np.all(np.isfinite(stiffness[index])):
+            problems[index] = "not a finite matrix (NaN or infinity)"
+    return TargetTable(path.name, stiffness, tuple(lines), problems)
 
 
-def check_reachable_target(
-    target: np.ndarray, max_relative_density: float, family: str = "lattice"
-) -> None:
-    r"""Admissibility and reachability of a normalized target (6, 6); raises with what to do.
+def _parquet_rows(
+    path: Path, names: tuple[str, ...]
+) -> tuple[np.ndarray, list[int], dict[int, str]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    A material of relative density ``rho`` made of an isotropic solid (``E_s = 1``,
-    ``nu_s = 0.3``) is bounded by Voigt, ``C <= rho C_s`` in the sense of quadratic forms. The
-    target is reachable only if ``lambda_max(bound^-1 C_t) <= 1`` with
-    ``bound = rho_max C_s``; otherwise the message gives that factor, the nearest achievable
-    scale of the target.
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        raise TargetError(f"cannot read {path.name} as Parquet: {error}") from None
+    columns = [n for n in names if n in table.column_names] or table.column_names[:21]
+    if len(columns) != 21:
+        raise TargetError(f"{path.name}: expected 21 columns C11..C66, found {len(columns)}")
+    try:
+        values = np.stack(
+            [table.column(n).to_numpy(zero_copy_only=False).astype(float) for n in columns],
+            axis=-1,
+        )
+    except (ValueError, TypeError, pa.ArrowException):
+        raise TargetError(
+            f"{path.name}: the columns {columns[0]}..{columns[-1]} must be numbers"
+        ) from None
+    return values.reshape(-1, 21), list(range(1, len(values) + 1)), {}
 
-    Raises:
-        MetainvError: not admissible (the failures of :func:`metainv.tensors.check_stiffness`),
-            or stiffer than any ``family`` of density ``<= max_relative_density``.
+
+def _text_rows(
+    name: str, text: str, names: tuple[str, ...]
+) -> tuple[np.ndarray, list[int], dict[int, str]] | None:
+    """Rows of a text table (see :func:`read_target_table`), or None for a single target."""
+    if _looks_like_json(name, text):
+        return None
+    numbered = [
+        (number, [token for token in _TEXT_SEPARATORS.split(content) if token])
+        for number, line in enumerate(text.splitlines(), start=1)
+        if (content := line.split("#", 1)[0].strip())
+    ]
+    if not numbered:
+        return None
+    order: list[int] | None = None
+    first_line, first = numbered[0]
+    header = [token.strip("\"'").upper() for token in first]
+    if not any(_is_number(token) for token in header):
+        known = {n.upper(): k for k, n in enumerate(names)}
+        if len(header) == 21 and sorted(header) == sorted(known):
+            order = [header.index(n.upper()) for n in names]
+        elif len(header) == 21:
+            order = list(range(21))
+        elif any(token in known for token in header):
+            missing = [n for n in names if n.upper() not in header]
+            raise TargetError(
+                f"{name}: line {first_line}: the header must name the 21 columns "
+                f"{names[0]}..{names[-1]} (missing: {', '.join(missing[:4]) or 'none'}"
+                f"{', ...' if len(missing) > 4 else ''}; {len(header)} columns found)"
+            )
+        else:
+            return None  # not a table: read as a single target, with its own messages
+        numbered = numbered[1:]
+    elif max(len(tokens) for _, tokens in numbered) < 12:
+        return None
+    values = np.full((len(numbered), 21), np.nan)
+    lines: list[int] = []
+    problems: dict[int, str] = {}
+    for index, (number, tokens) in enumerate(numbered):
+        lines.append(number)
+        if len(tokens) != 21:
+            problems[index] = f"expected 21 numbers (C11..C66), got {len(tokens)}"
+            continue
+        bad = next((t for t in tokens if not _is_number(t)), None)
+        if bad is not None:
+            column = tokens.index(bad)
+            label = names[order[column] if order else column] if column < 21 else column + 1
+            problems[index] = f"{bad!r} is not a number (column {label})"
+            continue
+        row = [float(token) for token in tokens]
+        values[index] = [row[k] for k in order] if order else row
+    return values, lines, problems
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+#: A reachability factor from which a unit mix-up is suggested: 10 for too stiff means stiffer
+#: than a lattice of density 1 (the solid itself, at rho_max = 0.1), as values in MPa or GPa
+#: read as multiples of E_b are; a wrong --unit shifts a target by 1e3 or more.
+UNIT_HINT_FACTOR = 10.0
+
+
+def reachability_problem(
+    target: np.ndarray,
+    max_relative_density: float,
+    family: str = "lattice",
+    min_stiffness: float | None = None,
+) -> str | None:
+    r"""Why a normalized target (6, 6) cannot be designed, in one line, or None.
+
+    Admissibility (:func:`metainv.tensors.check_stiffness`), then the Voigt bound
+    ``C <= rho_max C_s`` of an isotropic solid (``E_s = 1``, ``nu_s = 0.3``): too stiff when
+    ``lambda_max(bound^-1 C_t) > 1``; and, with ``min_stiffness``, too soft when even the
+    target's stiffest direction ``lambda_max(C_s^-1 C_t)`` is below ``min_stiffness`` (the
+    smallest value the family's softest designs reach). Each message gives the nearest
+    achievable scale, and a factor of :data:`UNIT_HINT_FACTOR` or more asks whether ``--unit``
+    was forgotten or wrong.
     """
-    from metainv.errors import MetainvError
     from metainv.tensors import check_stiffness, isotropic_stiffness
 
     report = check_stiffness(target)
     if not report.admissible:
-        raise MetainvError("target is not an admissible stiffness: " + "; ".join(report.failures))
-    bound = max_relative_density * isotropic_stiffness(1.0, 0.3)
+        return "not an admissible stiffness: " + "; ".join(report.failures)
+    solid = isotropic_stiffness(1.0, 0.3)
+    bound = max_relative_density * solid
     ratio = float(np.max(np.linalg.eigvals(np.linalg.solve(bound, target)).real))
     if ratio > 1.0:
-        raise MetainvError(
-            f"target is stiffer than any {family} of relative density <= {max_relative_density} "
-            f"can be (it exceeds the Voigt bound rho*C_solid by a factor {ratio:.2f}); the "
-            f"nearest achievable scale is the target divided by at least {ratio:.2f}, "
-            "e.g. a stiffer base material (--base-modulus) or a softer target"
+        return (
+            f"stiffer than any {family} of relative density <= {max_relative_density} can be "
+            f"(it exceeds the Voigt bound rho*C_solid by a factor {ratio:.2f}); the nearest "
+            f"achievable scale is the target divided by at least {ratio:.2f}, e.g. a stiffer "
+            f"base material (--base-modulus) or a softer target{_unit_hint(ratio)}"
         )
+    if min_stiffness is not None:
+        stiffest = ratio * max_relative_density
+        if stiffest < min_stiffness:
+            factor = min_stiffness / max(stiffest, np.finfo(float).tiny)
+            return (
+                f"softer than any {family} can be (its stiffest direction is {stiffest:.3g} "
+                f"E_b, the softest designs reach {min_stiffness:.3g} E_b); the nearest "
+                f"achievable scale is the target multiplied by at least {factor:.2f}, e.g. a "
+                f"softer base material (--base-modulus) or a stiffer target{_unit_hint(factor)}"
+            )
+    return None
+
+
+def _unit_hint(factor: float) -> str:
+    if not factor >= UNIT_HINT_FACTOR:
+        return ""
+    return (
+        "; a factor this large suggests a unit mix-up: did you forget --unit (Pa, kPa, MPa, "
+        "GPa) with --base-modulus, or give the wrong one?"
+    )
+
+
+def check_reachable_target(
+    target: np.ndarray,
+    max_relative_density: float,
+    family: str = "lattice",
+    min_stiffness: float | None = None,
+) -> None:
+    """Raise :class:`metainv.errors.MetainvError` with :func:`reachability_problem`'s message
+    (prefixed ``target is``) when the target cannot be designed."""
+    from metainv.errors import MetainvError
+
+    problem = reachability_problem(target, max_relative_density, family, min_stiffness)
+    if problem is not None:
+        raise MetainvError(f"target is {problem}")

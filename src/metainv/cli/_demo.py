@@ -30,7 +30,7 @@ DEMO_TARGET = "bone3"
 def demo_command(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for the demo outputs."),
     samples: int = typer.Option(10_000, "--samples", help="Candidates drawn."),
-    top: int = typer.Option(5, "--top", help="Distinct designs verified and refined by FE."),
+    top: int = typer.Option(5, "--top", help="Designs kept (top + 3 verified by FE)."),
 ) -> None:
     """Design truss lattices for the bone3 target (GPa, Ti-6Al-4V, 114 GPa) and show them."""
     console = Console()

@@ -18,9 +18,15 @@ from rich.table import Table
 
 from metainv.api import design, load_target
 from metainv.cli._app import app
-from metainv.cli._errors import handle_errors
+from metainv.cli._errors import fail, handle_errors
 from metainv.cli._stiffness import BASE_MODULUS_HELP, TARGET_HELP, UNIT_HELP
-from metainv.family import DesignResult, family_names, get_family
+from metainv.family import (
+    DesignResult,
+    family_names,
+    file_errors,
+    get_family,
+    prepare_design_folder,
+)
 from metainv.targets import read_target_table
 
 
@@ -62,6 +68,15 @@ def design_command(
         None, "--resolution", help="FE voxels per cell edge (tpms)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print designs.json to stdout."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Write into a non-empty --out, removing metainv's design files there first "
+        "(designs.json, designs.parquet, candidate_NN.*); other files are kept.",
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Batch mode: refuse the whole file when a row is bad."
+    ),
 ) -> None:
     """Design microstructures whose FE stiffness matches TARGET; writes OUT/designs.json, an
     STL and an elastic-surface PNG per candidate (or OUT/designs.parquet for many targets)."""
@@ -80,16 +95,26 @@ def design_command(
     }
     console = Console(stderr=True)
     batch = read_target_table(target, unit, base_modulus)
+    if batch is None and strict:
+        raise fail("--strict applies to a file of many targets (batch mode)")
     if batch is not None:
-        extra = chosen.accepts("design_batch", options)
-        summary = chosen.require("design_batch")(batch, out, **extra)
+        extra = chosen.accepts("design_batch", {**options, "strict": strict or None})
+        design_batch = chosen.require("design_batch")
+        prepare_design_folder(out, force)
+        summary = design_batch(batch, out, **extra)
+        for message in summary.get("skipped", []):
+            typer.echo(f"skipped {message}", err=True)
         console.print(
             f"[green]done[/]: {summary['designs']} designs in {summary['seconds']:.2f} s "
             f"({summary['designs'] / max(summary['seconds'], 1e-9):,.0f} /s); median forward "
-            f"NMSE {summary['median_nmse_forward']:.4f} -> {summary['file']}"
+            f"NMSE {summary['median_nmse_forward']:.4f} -> {summary['file']}",
+            soft_wrap=True,
         )
         return
     loaded = load_target(target, unit=unit, base_modulus=base_modulus)
+    chosen.require("design")
+    chosen.accepts("design", options)  # refused options before the folder is touched
+    prepare_design_folder(out, force)
     start = time.perf_counter()
     result = design(
         loaded, family=family, on_step=lambda message: console.print(f"  {message}"), **options
@@ -97,17 +122,15 @@ def design_command(
     document = result.write(out)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
-        return
-    title = f"{family} designs for {loaded.name} ({time.perf_counter() - start:.1f} s)"
-    Console().print(candidates_table(result, f"{title} -> {out}/designs.json"))
-    failed = [
-        f"candidate {rank}: {', '.join(entry['errors'])}"
-        for rank, entry in enumerate(document["candidates"], start=1)
-        if entry.get("errors")
-    ]
+    else:
+        title = f"{family} designs for {loaded.name} ({time.perf_counter() - start:.1f} s)"
+        Console().print(candidates_table(result, f"{title} -> {out}/designs.json"))
+    failed = file_errors(document)
     if failed:
         console.print(
-            f"[yellow]warning[/]: files not written ({'; '.join(failed)}); see designs.json"
+            f"[yellow]warning[/]: files not written ({'; '.join(failed)}); see designs.json",
+            highlight=False,
+            soft_wrap=True,
         )
 
 

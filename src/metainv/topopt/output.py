@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from metainv.errors import MetainvError
 from metainv.fem import HexGrid
+from metainv.files import prepare_output_folder
 from metainv.mesh import write_stl
 from metainv.topopt.materials import get_law
 from metainv.topopt.optimize import IterationRecord, Settings, TopOptResult, optimize
@@ -161,7 +162,7 @@ def run_topology_optimization(
     law = get_law(material)
     settings.bounds(law)  # clear errors before any work
     case = make_problem(problem, nel)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(out)  # a file or an uncreatable folder is refused before any work
     result = optimize(case, law, settings, callback=callback)
     summary = result.summary()
     summary["files"], part_error = write_result_files(result, law, out, part_options)

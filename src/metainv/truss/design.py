@@ -50,6 +50,10 @@ CELL_TYPES = tuple(range(1, N_CELL_TYPES + 1))
 TESSELLATIONS = (1, 2)
 RELATIVE_DENSITY_RANGE = (0.002, 0.1)
 STRETCH_RANGE = (0.5, 2.0)
+#: The smallest stiffest-direction stiffness ``lambda_max(C_s^-1 C)`` (in ``E_b``) a truss
+#: design reaches: 0.1 rho_min (200 random designs at rho_min = 0.002 reach 2.9e-4 to 1.7e-3);
+#: a target below it is refused as too soft (:func:`metainv.targets.reachability_problem`).
+SOFTEST_STIFFNESS = 0.1 * RELATIVE_DENSITY_RANGE[0]
 ROTATION_TOL = 1e-6
 
 Topology = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]

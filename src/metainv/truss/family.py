@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +25,16 @@ from metainv.family import (
     candidate_summary,
     write_design_files,
 )
-from metainv.truss.design import TrussDesign, design_from_dict, design_to_dict, sample_designs
+from metainv.truss.design import (
+    RELATIVE_DENSITY_RANGE,
+    TrussDesign,
+    design_from_dict,
+    design_to_dict,
+    sample_designs,
+)
+
+if TYPE_CHECKING:
+    from metainv.targets import TargetTable
 
 NAME = "truss"
 
@@ -82,7 +91,7 @@ _DESIGN_OPTIONS = frozenset(
     {"model", "samples", "tau", "top", "refine", "verify", "seed", "library_neighbours"}
 )
 _BATCH_OPTIONS = frozenset(
-    {"model", "samples", "verify", "seed", "polish_steps", "library_neighbours"}
+    {"model", "samples", "verify", "seed", "polish_steps", "library_neighbours", "strict"}
 )
 #: The STL block each design candidate gets: cells per axis and polygon sides per strut.
 DESIGN_STL_OPTIONS = {"cells": (2, 2, 2), "segments": 10}
@@ -111,21 +120,20 @@ def design_truss(
 ) -> DesignResult:
     """Truss lattices for one normalized target (6, 6) with the shipped (or ``model``) networks:
     ``samples`` draws at Gumbel temperature ``tau`` plus ``library_neighbours`` library designs,
-    the ``top`` best distinct ones verified by beam FE and (``refine``) refined by FE gradients
-    (:func:`metainv.truss.learn.inverse.design_for_target`); candidates best FE NMSE first."""
+    the best distinct lattices (a pool of ``top`` + 3) verified by beam FE and (``refine``)
+    refined by FE gradients, the ``top`` best kept
+    (:func:`metainv.truss.learn.inverse.design_for_target`); candidates best FE NMSE first.
+    ``verify=False`` runs no FE: the ``top`` best distinct lattices by the forward model, with
+    ``C_fe`` and ``nmse_fe`` None."""
     from dataclasses import replace
 
     from metainv.truss.learn.artifacts import load_models
-    from metainv.truss.learn.inverse import DesignSettings, design_for_target
+    from metainv.truss.learn.inverse import DesignSettings, check_target, design_for_target
 
     _positive(options, "samples", "tau", "top")
-    if not verify:
-        raise DesignError(
-            "a single truss target is always verified by FE; --no-verify goes with batch mode "
-            "(a file of many targets and --samples 1)"
-        )
+    check_target(np.asarray(target, dtype=float), RELATIVE_DENSITY_RANGE[1])  # before any work
     models = load_models(model)
-    settings = replace(DesignSettings(), **options)
+    settings = replace(DesignSettings(), verify=verify, **options)
     candidates = design_for_target(models, np.asarray(target, dtype=float), settings, on_step)
     return DesignResult(
         family=NAME,
@@ -138,7 +146,7 @@ def design_truss(
 
 
 def design_truss_batch(
-    targets: np.ndarray,
+    table: TargetTable,
     out: str | Path,
     *,
     model: str | Path | None = None,
@@ -147,12 +155,19 @@ def design_truss_batch(
     seed: int = 0,
     polish_steps: int = 0,
     library_neighbours: int | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
-    """One design per target of ``targets`` (T, 6, 6), decoded by the inverse model (plus
-    ``library_neighbours`` library designs and ``polish_steps`` polish steps through the
-    forward model), no FE (``samples=1, verify=False`` must be given); writes
-    ``out/designs.parquet`` (columns of :func:`metainv.truss.design.designs_table_columns`).
-    Returns ``{"designs", "seconds", "median_nmse_forward", "file"}``."""
+    """One design per row of ``table`` (:class:`metainv.targets.TargetTable`), decoded by the
+    inverse model (plus ``library_neighbours`` library designs and ``polish_steps`` polish
+    steps through the forward model), no FE (``samples=1, verify=False`` must be given).
+
+    Every row first gets the checks of a single target (admissibility, too stiff, too soft:
+    :func:`metainv.truss.learn.inverse.target_problem`); a bad row is skipped (``strict``: the
+    batch is refused, listing every bad line). Writes ``out/designs.parquet``: one row per
+    target row, ``line`` (its line in the file), ``status`` (``ok`` or ``skipped: reason``),
+    the design columns of :func:`metainv.truss.design.designs_table_columns` (null when
+    skipped). Returns ``{"designs", "skipped" (the "line N: reason" messages), "seconds",
+    "median_nmse_forward", "file"}``."""
     import time
 
     import pyarrow as pa
@@ -161,27 +176,40 @@ def design_truss_batch(
     from metainv.files import write_bytes_atomic
     from metainv.truss.design import designs_table_columns
     from metainv.truss.learn.artifacts import load_models
-    from metainv.truss.learn.inverse import design_batch
+    from metainv.truss.learn.inverse import design_batch, target_problem
 
     if samples != 1 or verify is not False:  # explicit: no draws and no FE per target
         raise DesignError("a file of many targets runs in batch mode: pass --samples 1 --no-verify")
     _positive({"polish_steps": polish_steps, "library_neighbours": library_neighbours})
+    table = table.checked(target_problem, strict)
+    good = table.good
     models = load_models(model)
     start = time.perf_counter()
     designs, _, errors = design_batch(
         models,
-        np.asarray(targets, dtype=float),
+        np.asarray(table.stiffness[good], dtype=float),
         seed=seed,
         polish_steps=polish_steps,
         library_neighbours=library_neighbours or 0,
     )
     seconds = time.perf_counter() - start
+    missing = np.ones(len(table), dtype=bool)
+    missing[good] = False
+    columns: dict[str, Any] = {
+        "line": pa.array(np.asarray(table.lines, dtype=np.int64)),
+        "status": pa.array(table.statuses()),
+    }
+    for name, values in designs_table_columns(designs, errors).items():
+        full = np.zeros(len(table), dtype=np.asarray(values).dtype)
+        full[good] = values
+        columns[name] = pa.array(full, mask=missing)
     path = Path(out) / "designs.parquet"
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.table(designs_table_columns(designs, errors)), sink)
+    pq.write_table(pa.table(columns), sink)
     write_bytes_atomic(path, sink.getvalue().to_pybytes())
     return {
         "designs": len(designs),
+        "skipped": table.messages(),
         "seconds": seconds,
         "median_nmse_forward": float(np.median(errors)),
         "file": str(path),

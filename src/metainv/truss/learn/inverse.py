@@ -4,9 +4,10 @@ r"""Inverse design of truss lattices for a target stiffness, verified and refine
    Gumbel-softmax at temperature ``tau``: large ``tau`` flattens the topology posterior and gives
    diverse topologies, main text and SI Sec. 3.F), plus the nearest designs of the model's
    rotation-aware library (:mod:`metainv.truss.learn.library`), when it has one;
-2. rank them by the forward model's NMSE and keep the ``top`` best *distinct* designs
-   (distinct topology, or the same topology with clearly different geometry);
-3. verify each by FE homogenization (:mod:`metainv.truss.homogenize`);
+2. rank them by the forward model's NMSE and keep the best *distinct* lattices (topologies
+   compared as multisets of ``(cell, tessellation)``), a pool of ``top`` + 3;
+3. verify each by FE homogenization (:mod:`metainv.truss.homogenize`) and return the ``top``
+   best by FE NMSE (``verify=False``: the ``top`` best by the forward model, no FE);
 4. refine (optional) each design's continuous parameters ``rho, U, V, R1, R2`` by gradient
    descent on the FE NMSE itself, through the differentiable homogenizer; parameters stay in
    range through sigmoids (``rho, U, V``) and the 6-D rotation representation (``R1, R2``).
@@ -26,13 +27,18 @@ import numpy as np
 import torch
 
 from metainv.errors import MetainvError
-from metainv.targets import check_reachable_target
+from metainv.targets import check_reachable_target, reachability_problem
 from metainv.tensors import (
     nmse,
     rotation_from_6d,
     sixd_from_rotation,
 )
-from metainv.truss.design import RELATIVE_DENSITY_RANGE, STRETCH_RANGE, TrussDesign
+from metainv.truss.design import (
+    RELATIVE_DENSITY_RANGE,
+    SOFTEST_STIFFNESS,
+    STRETCH_RANGE,
+    TrussDesign,
+)
 from metainv.truss.homogenize import BeamMaterial, homogenize, homogenize_lattice_torch
 from metainv.truss.lattice import canonical_topology, periodic_lattice, strut_diameter
 from metainv.truss.learn.artifacts import TrussModels
@@ -55,36 +61,56 @@ DESIGN_KEYS = ("onehot", "rho", "U", "V", "R1", "R2")
 @dataclass(frozen=True)
 class DesignSettings:
     """samples: candidates drawn; tau: Gumbel temperature; top: designs returned; pool: distinct
-    candidates verified (and refined) by FE, of which the ``top`` best by FE NMSE are returned;
-    refine: polish by FE gradients; refine_steps: Adam steps per design; library_neighbours:
-    nearest designs of the model's library added to the candidates; seed: reproducibility."""
+    candidates verified (and refined) by FE, of which the ``top`` best by FE NMSE are returned
+    (None: :meth:`pool_size`, tied to ``top``); verify: FE verification and refinement (off:
+    the ``top`` best by the forward model, no FE at all); refine: polish by FE gradients;
+    refine_steps: Adam steps per design; library_neighbours: nearest designs of the model's
+    library added to the candidates; seed: reproducibility."""
 
     samples: int = 10_000
     tau: float = 2.0
     top: int = 5
-    pool: int = 20
+    pool: int | None = None
+    verify: bool = True
     refine: bool = True
     refine_steps: int = 150
     refine_learning_rate: float = 0.05
     library_neighbours: int = 64
     seed: int = 0
 
+    def pool_size(self) -> int:
+        """Distinct candidates verified by FE: ``pool`` when set, else ``top + POOL_EXTRA``
+        (a few more than asked for, since the forward model's ranking is not FE's)."""
+        return max(self.top, self.pool if self.pool is not None else self.top + POOL_EXTRA)
+
+
+#: Candidates verified by FE beyond ``top`` by default (:meth:`DesignSettings.pool_size`).
+POOL_EXTRA = 3
+
 
 @dataclass(frozen=True)
 class Candidate:
-    """One design with its forward-model and FE stiffness (6, 6) and NMSEs."""
+    """One design with its forward-model and FE stiffness (6, 6) and NMSEs (the FE ones None
+    when not verified)."""
 
     design: TrussDesign
     C_forward: np.ndarray
-    C_fe: np.ndarray
+    C_fe: np.ndarray | None
     nmse_forward: float
-    nmse_fe: float
-    nmse_fe_before_refinement: float
+    nmse_fe: float | None
+    nmse_fe_before_refinement: float | None
 
 
 def check_target(target: np.ndarray, max_relative_density: float) -> None:
-    """Admissibility and reachability of a normalized target (raises with a clear message)."""
-    check_reachable_target(target, max_relative_density, "lattice")
+    """Admissibility and reachability (too stiff or too soft) of a normalized target (raises
+    with a clear message)."""
+    check_reachable_target(target, max_relative_density, "lattice", SOFTEST_STIFFNESS)
+
+
+def target_problem(target: np.ndarray) -> str | None:
+    """Why a normalized target (6, 6) cannot be designed as a truss lattice (the checks of
+    :func:`check_target`, one line), or None."""
+    return reachability_problem(target, RELATIVE_DENSITY_RANGE[1], "lattice", SOFTEST_STIFFNESS)
 
 
 def draw_candidates(
@@ -109,24 +135,16 @@ def draw_candidates(
     return [designs[i] for i in order], C_forward[order], errors[order]
 
 
-def _geometry_vector(design: TrussDesign) -> np.ndarray:
-    rho = np.log(design.relative_density)
-    return np.concatenate([[rho], np.log(design.U), np.log(design.V), design.R2.ravel()])
-
-
-def distinct_designs(designs: list[TrussDesign], top: int, min_distance: float = 0.3) -> list[int]:
-    """Indices of the first ``top`` designs (in rank order) that differ in topology or clearly
-    in geometry (distance of log-density, log-stretches and R2 above ``min_distance``)."""
+def distinct_designs(designs: list[TrussDesign], top: int) -> list[int]:
+    """Indices of the first ``top`` designs (in rank order) with different lattices: topologies
+    compared as multisets of ``(cell, tessellation)`` (the order of the three superimposed
+    cells does not matter), so one design per lattice, the best ranked."""
     chosen: list[int] = []
+    seen: set[tuple[tuple[int, int], ...]] = set()
     for index, design in enumerate(designs):
         topology = canonical_topology(design.topology)
-        vector = _geometry_vector(design)
-        duplicate = any(
-            canonical_topology(designs[c].topology) == topology
-            and np.linalg.norm(_geometry_vector(designs[c]) - vector) < min_distance
-            for c in chosen
-        )
-        if not duplicate:
+        if topology not in seen:
+            seen.add(topology)
             chosen.append(index)
         if len(chosen) == top:
             break
@@ -292,12 +310,18 @@ def design_for_target(
     report = on_step or (lambda message: logger.info(message))
     check_target(target, RELATIVE_DENSITY_RANGE[1])
     start = time.perf_counter()
-    designs, _, errors = draw_candidates(models, target, settings)
-    chosen = distinct_designs(designs, max(settings.pool, settings.top))
+    designs, C_forward, errors = draw_candidates(models, target, settings)
+    pool = settings.pool_size() if settings.verify else settings.top
+    chosen = distinct_designs(designs, pool)
     report(
         f"drew {settings.samples} candidates in {time.perf_counter() - start:.1f} s; "
-        f"best forward NMSE {errors[0]:.4f}; {len(chosen)} distinct kept"
+        f"best forward NMSE {errors[0]:.4f}; {len(chosen)} distinct lattices kept"
+        + ("" if len(chosen) >= settings.top else f" (fewer than --top {settings.top})")
     )
+    if not settings.verify:
+        return [
+            Candidate(designs[i], C_forward[i], None, float(errors[i]), None, None) for i in chosen
+        ]
     candidates = []
     for rank, index in enumerate(chosen):
         design = designs[index]
