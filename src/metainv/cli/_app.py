@@ -17,6 +17,7 @@ from typer import _click as click  # typer's own (vendored) click
 from typer.core import TyperCommand, TyperGroup
 
 from metainv.cli._errors import EXIT_BAD_INPUT, debug_enabled, describe, one_line, set_debug
+from metainv.resources import set_memory_limit
 from metainv.version import __version__
 
 #: Root command -> (module under metainv.cli that registers it, one-line summary for --help).
@@ -85,8 +86,9 @@ class MetainvGroup(TyperGroup):
         if args is None:
             args = sys.argv[1:]
         args = list(args)
-        if "--debug" in args[: _first_command_index(args)]:
-            set_debug(True)
+        # per invocation (the app may run several times in one process, e.g. in tests)
+        set_debug("--debug" in args[: _first_command_index(args)])
+        set_memory_limit(None)
         try:
             result = super().main(
                 args=args,
@@ -175,8 +177,6 @@ def _root(
     if debug:
         set_debug(True)
     if max_memory is not None:
-        from metainv.resources import set_memory_limit
-
         set_memory_limit(max_memory)
 
 
