@@ -94,6 +94,9 @@ def test_debug_shows_the_traceback(tmp_path):
     one_line_error(invoke("homogenize", str(path)), "nested deeper")
     debug = runner.invoke(app, ["--debug", "homogenize", str(path)])
     assert debug.exit_code != 0 and isinstance(debug.exception, MetainvError)
+    late = runner.invoke(app, ["homogenize", str(path), "--debug"])
+    assert isinstance(late.exception, MetainvError)
+    one_line_error(invoke("homogenize", str(path)), "nested deeper")  # reset per invocation
     env = runner.invoke(app, ["homogenize", str(path)], env={"METAINV_DEBUG": "1"})
     assert isinstance(env.exception, MetainvError)
 
@@ -346,6 +349,11 @@ def test_max_memory_lowers_the_limit(tmp_path):
     )
     assert "lower --resolution" in line
     one_line_error(invoke("--max-memory", "lots", "homogenize", str(path)), "invalid memory")
+    # also after the command, and as --max-memory=SIZE
+    late = invoke("homogenize", str(path), "--resolution", "24", "--max-memory=10MB")
+    one_line_error(late, "above the limit of 9.54 MiB")
+    late = invoke("homogenize", str(path), "--max-memory", "10MB", "--resolution", "24")
+    one_line_error(late, "above the limit of 9.54 MiB")
     env = {"METAINV_MAX_MEMORY": "1MB"}
     one_line_error(invoke("homogenize", str(path), "--resolution", "24", env=env), "limit")
 

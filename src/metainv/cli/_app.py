@@ -85,7 +85,7 @@ class MetainvGroup(TyperGroup):
     ) -> Any:
         if args is None:
             args = sys.argv[1:]
-        args = list(args)
+        args = hoist_global_options(list(args))
         # per invocation (the app may run several times in one process, e.g. in tests)
         set_debug("--debug" in args[: _first_command_index(args)])
         set_memory_limit(None)
@@ -132,9 +132,41 @@ def _exit(code: int, standalone_mode: bool) -> int:
     return code
 
 
+#: Root options also accepted after the command (``metainv design ... --debug``).
+GLOBAL_FLAGS = ("--debug",)
+GLOBAL_OPTIONS = ("--max-memory",)
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with the global options given after the command moved before it (no command
+    defines options of these names); ``--`` ends the scan."""
+    start = _first_command_index(args)
+    front, rest, index = args[:start], [], start
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg in GLOBAL_FLAGS or (arg.split("=", 1)[0] in GLOBAL_OPTIONS and "=" in arg):
+            front.append(arg)
+        elif arg in GLOBAL_OPTIONS and index + 1 < len(args):
+            front.extend(args[index : index + 2])
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 def _first_command_index(args: list[str]) -> int:
-    for index, arg in enumerate(args):
-        if not arg.startswith("-"):
+    """Index of the command name in ``args`` (skipping root options and their values)."""
+    index = 0
+    while index < len(args):
+        if args[index] in GLOBAL_OPTIONS:
+            index += 2
+        elif args[index].startswith("-"):
+            index += 1
+        else:
             return index
     return len(args)
 

@@ -313,6 +313,9 @@ def validate_manifest(manifest: Any, path: Path) -> dict[str, Any]:
         indices.add(record["index"])
         files.add(record["file"])
     if manifest.get("complete"):
+        for key in ("n_rows", "n_shards"):
+            if not _is_count(manifest.get(key)):
+                raise bad(f"a complete data set needs {key!r} (a non-negative integer)")
         total = sum(record["rows"] for record in shards)
         if manifest.get("n_rows") is not None and total != manifest["n_rows"]:
             raise bad(f"the shards hold {total} rows, 'n_rows' says {manifest['n_rows']}")
