@@ -140,10 +140,10 @@ def check_fe_resolution(resolution: object, option: str = "--resolution") -> int
     """A voxel-FE resolution (voxels per cell edge) within the lower bound and memory limit."""
     n = _positive_int(resolution, option)
     if n < MIN_FE_RESOLUTION:
+        why = "the solid's stiffness" if n == 1 else "a grid that does not resolve the design"
         raise MetainvError(
             f"{option} must be at least {MIN_FE_RESOLUTION} voxels per cell edge for FE "
-            f"homogenization, got {n} (coarser grids do not resolve the design; "
-            f"{option} 1 would be the solid's stiffness)"
+            f"homogenization, got {n} ({why})"
         )
     check_memory(
         VOXEL_FE_BYTES * float(n) ** 3,
@@ -173,8 +173,10 @@ def check_segments(segments: object, nodes: int, struts: int) -> int:
     """Strut polygon sides within :data:`SEGMENT_RANGE` and the memory limit."""
     n = _positive_int(segments, "--segments")
     low, high = SEGMENT_RANGE
-    if not low <= n <= high:
-        raise MetainvError(f"--segments must lie in {low}..{high} polygon sides, got {n}")
+    if n < low:
+        raise MetainvError(f"--segments must be at least {low}, got {n}")
+    if n > high:
+        raise MetainvError(f"--segments must be at most {high} polygon sides, got {n}")
     triangles = nodes * n * n + struts * 4 * n
     check_memory(
         TRIANGLE_BYTES * float(triangles),
