@@ -36,6 +36,7 @@ from metainv.family import (
     read_json,
 )
 from metainv.files import check_output_file, prepare_output_folder
+from metainv.resources import check_samples
 from metainv.targets import Target, read_target
 from metainv.tensors import StiffnessReport
 from metainv.tensors import check_stiffness as _check_stiffness
@@ -172,6 +173,8 @@ def design(
     ``model``; tpms: ``top``, ``verify``, ``resolution``)."""
     chosen = get_family(family)
     extra = chosen.accepts("design", options)
+    if extra.get("samples") is not None:
+        check_samples(extra["samples"])
     stiffness = target.stiffness if isinstance(target, Target) else _as_matrix(target)
     provenance = _provenance(target)
     result = chosen.require("design")(stiffness, on_step=on_step, **extra)

@@ -14,7 +14,9 @@ with another ``youngs_modulus`` is given; lengths of a design are in cell units.
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from metainv import files
 from metainv.errors import DesignError, MetainvError
 from metainv.files import prepare_output_folder, write_text_atomic
 
@@ -246,6 +249,14 @@ class Family:
 _REGISTRY: dict[str, Family] = {}
 
 
+def _registry() -> dict[str, Family]:
+    """The registry, with the built-in families registered (imported on first use, so that
+    ``import metainv`` stays light)."""
+    if "metainv.families" not in sys.modules:
+        importlib.import_module("metainv.families")
+    return _REGISTRY
+
+
 def register_family(family: Family, replace: bool = False) -> Family:
     """Register ``family`` under its name (an error for a taken name unless ``replace``)."""
     if not isinstance(family, Family):
@@ -263,32 +274,32 @@ def unregister_family(name: str) -> None:
 
 def family_names() -> list[str]:
     """Names of the registered families, in registration order."""
-    return list(_REGISTRY)
+    return list(_registry())
 
 
 def get_family(name: str) -> Family:
     """The family registered as ``name`` (a one-line error listing the known ones otherwise)."""
-    if not isinstance(name, str) or name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _registry():
         raise DesignError(
-            f"unknown family {name!r} (expected one of: {', '.join(_REGISTRY) or 'none'})"
+            f"unknown family {name!r} (expected one of: {', '.join(_registry()) or 'none'})"
         )
-    return _REGISTRY[name]
+    return _registry()[name]
 
 
 def family_of(design: Any) -> Family:
     """The registered family whose ``design_type`` ``design`` is an instance of."""
-    for family in _REGISTRY.values():
+    for family in _registry().values():
         if family.design_type is not None and isinstance(design, family.design_type):
             return family
     raise DesignError(
         f"{type(design).__name__} is not a design of a registered family "
-        f"({', '.join(_REGISTRY) or 'none'})"
+        f"({', '.join(_registry()) or 'none'})"
     )
 
 
 def iter_families() -> Iterator[Family]:
     """The registered families, in registration order."""
-    return iter(list(_REGISTRY.values()))
+    return iter(list(_registry().values()))
 
 
 # -- design documents -------------------------------------------------------------------------
@@ -328,18 +339,9 @@ def load_design(path: str | Path, candidate: int | None = None) -> tuple[Family,
 
 
 def read_json(path: str | Path) -> Any:
-    """Parse a JSON file (UTF-8; a clear error for other encodings or invalid JSON)."""
-    raw = Path(path).read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise MetainvError(
-            f"{path}: not UTF-8 text (byte {error.start}); save the file as UTF-8"
-        ) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MetainvError(f"{path}: invalid JSON ({error.msg} at line {error.lineno})") from None
+    """Parse a JSON file (UTF-8; a clear error for other encodings, invalid or too deeply nested
+    JSON, duplicate keys): :func:`metainv.files.read_json`."""
+    return files.read_json(path)
 
 
 #: The files ``metainv design`` writes into its output folder (glob patterns): what ``--force``

@@ -10,10 +10,17 @@ leaves either the old file or the new one, and at most a ``.NAME.*.tmp`` file be
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from metainv.errors import MetainvError
+
+#: Nesting depth above which a JSON document is refused (CPython's parser recurses).
+MAX_JSON_DEPTH = 200
 
 
 def temporary_path(path: Path) -> Path:
@@ -32,6 +39,12 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.filename is None or Path(str(error.filename)) == temporary:
+            # name the file the user asked for (ENOSPC etc. carry no or the temporary name)
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -106,3 +119,65 @@ def check_output_file(path: str | Path) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise MetainvError(f"--out {path}: the folder {folder} is not writable")
     return path
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise MetainvError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _nesting_depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` outside strings (a linear scan, no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json(text: str, source: str = "input") -> Any:
+    """Parse JSON ``text`` strictly, every failure a one-line :class:`MetainvError` naming
+    ``source``: invalid syntax, duplicate keys, nesting deeper than :data:`MAX_JSON_DEPTH`,
+    integers too long to convert."""
+    if _nesting_depth(text) > MAX_JSON_DEPTH:
+        raise MetainvError(f"{source}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as error:
+        raise MetainvError(f"{source}: invalid JSON ({error.msg} at line {error.lineno})") from None
+    except MetainvError as error:
+        raise MetainvError(f"{source}: invalid JSON ({error})") from None
+    except RecursionError:
+        raise MetainvError(f"{source}: JSON nested too deeply") from None
+    except ValueError as error:  # e.g. integers beyond the int/str conversion limit
+        raise MetainvError(f"{source}: invalid JSON ({str(error).splitlines()[0]})") from None
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file (UTF-8, an optional BOM) with :func:`parse_json`'s checks; a
+    one-line :class:`MetainvError` naming the file for other encodings or invalid JSON."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise MetainvError(
+            f"{path}: not UTF-8 text (byte {error.start}); save the file as UTF-8"
+        ) from None
+    return parse_json(text, str(path))

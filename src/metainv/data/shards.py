@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 from metainv.errors import MetainvError
 from metainv.family import get_family
-from metainv.files import temporary_path, write_text_atomic
+from metainv.files import read_json, temporary_path, write_text_atomic
 from metainv.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -245,11 +245,83 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DatasetError(
-            f"{path} is not valid JSON ({error.msg}); remove it to start over"
-        ) from None
+        manifest = read_json(path)
+    except MetainvError as error:
+        raise DatasetError(f"{error}; remove it to start over") from None
+    return validate_manifest(manifest, path)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_sha256(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == 64
+        and all(c in "0123456789abcdef" for c in value.lower())
+    )
+
+
+def _shard_file_name(value: Any) -> bool:
+    """A plain file name inside the data folder (no folder part, no ``..``, no hidden file)."""
+    return (
+        isinstance(value, str)
+        and value.endswith(".parquet")
+        and Path(value).name == value
+        and "/" not in value
+        and "\\" not in value
+        and not value.startswith(".")
+    )
+
+
+def validate_manifest(manifest: Any, path: Path) -> dict[str, Any]:
+    """``manifest`` checked against the schema metainv writes (a one-line
+    :class:`DatasetError` naming ``path`` otherwise): an object; counts are non-negative
+    integers; each shard record has an integer ``index``, a ``file`` confined to the folder, an
+    integer ``rows`` and a 64-digit hex ``sha256``; indices and files are unique; a complete data
+    set's records add up to its ``n_rows`` and ``n_shards``."""
+
+    def bad(message: str) -> DatasetError:
+        return DatasetError(f"{path}: {message}; regenerate the data set or fix the file")
+
+    if not isinstance(manifest, dict):
+        raise bad(f"expected a JSON object, got {type(manifest).__name__}")
+    for key in ("n_rows", "n_shards", "shard_size"):
+        if key in manifest and manifest[key] is not None and not _is_count(manifest[key]):
+            raise bad(f"{key!r} must be a non-negative integer, got {manifest[key]!r}")
+    shards = manifest.get("shards", [])
+    if not isinstance(shards, list):
+        raise bad(f"'shards' must be a list, got {type(shards).__name__}")
+    indices, files = set(), set()
+    for position, record in enumerate(shards):
+        where = f"shard record {position + 1}"
+        if not isinstance(record, dict):
+            raise bad(f"{where} must be an object, got {type(record).__name__}")
+        for key in ("index", "rows"):
+            if not _is_count(record.get(key)):
+                raise bad(f"{where}: {key!r} must be a non-negative integer")
+        if not _shard_file_name(record.get("file")):
+            raise bad(
+                f"{where}: 'file' must be a .parquet file name inside the data folder, got "
+                f"{record.get('file')!r}"
+            )
+        if not _is_sha256(record.get("sha256")):
+            raise bad(f"{where}: 'sha256' must be a 64-digit hex string")
+        if record["index"] in indices or record["file"] in files:
+            raise bad(f"{where}: shard {record['index']} ({record['file']}) is recorded twice")
+        indices.add(record["index"])
+        files.add(record["file"])
+    if manifest.get("complete"):
+        for key in ("n_rows", "n_shards"):
+            if not _is_count(manifest.get(key)):
+                raise bad(f"a complete data set needs {key!r} (a non-negative integer)")
+        total = sum(record["rows"] for record in shards)
+        if manifest.get("n_rows") is not None and total != manifest["n_rows"]:
+            raise bad(f"the shards hold {total} rows, 'n_rows' says {manifest['n_rows']}")
+        if manifest.get("n_shards") is not None and len(shards) != manifest["n_shards"]:
+            raise bad(f"{len(shards)} shard records, 'n_shards' says {manifest['n_shards']}")
+    return manifest
 
 
 def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
@@ -562,9 +634,20 @@ def read_shard(
 ) -> pa.Table:
     """The table of one recorded shard (``record`` from the manifest), checksum verified."""
     path = Path(folder) / record["file"]
+    if not path.is_file():
+        raise DatasetError(f"shard {record['file']} of {folder} is missing")
     if verify and file_sha256(path) != record["sha256"]:
         raise DatasetError(f"shard {record['file']} is corrupt (checksum mismatch)")
-    return pq.read_table(path, columns=columns)
+    try:
+        table = pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise DatasetError(f"shard {record['file']} cannot be read as Parquet ({reason})") from None
+    if table.num_rows != int(record["rows"]):
+        raise DatasetError(
+            f"shard {record['file']} holds {table.num_rows} rows, its record says {record['rows']}"
+        )
+    return table
 
 
 def iter_shards(

@@ -32,6 +32,7 @@ from scipy.spatial import cKDTree
 
 from metainv.errors import MetainvError
 from metainv.mesh.stl import is_watertight_stl, separate_coincident_vertices
+from metainv.resources import check_segments
 from metainv.tensors import random_rotations
 
 logger = logging.getLogger(__name__)
@@ -134,10 +135,9 @@ def strut_mesh(
     Raises:
         MetainvError: on bad input, or when no mesh stayed watertight as STL.
     """
-    if segments < 3:
-        raise MetainvError(f"segments must be at least 3, got {segments}")
     nodes = np.asarray(nodes, dtype=np.float64).reshape(-1, 3)
     struts = np.asarray(struts, dtype=np.int64).reshape(-1, 2)
+    segments = check_segments(segments, len(np.unique(struts)), len(struts))
     if len(struts) == 0:
         raise MetainvError("the lattice has no struts to mesh")
     if struts.min() < 0 or struts.max() >= len(nodes):

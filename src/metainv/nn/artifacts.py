@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from metainv.errors import MetainvError
-from metainv.files import write_bytes_atomic, write_text_atomic
+from metainv.files import read_json, write_bytes_atomic, write_text_atomic
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -103,30 +103,84 @@ def save_models(
     write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
 
 
+def _read_object(path: Path, what: str) -> dict[str, Any]:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise MetainvError(f"{path}: the {what} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in _HEX for c in value.lower())
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def check_file_sha256(path: Path, expected: Any, what: str) -> None:
+    """Refuse ``path`` unless its sha256 is ``expected`` (a 64-digit hex string)."""
+    if not _is_sha256(expected):
+        raise MetainvError(f"{what}: no valid sha256 for {path.name} (got {expected!r})")
+    if file_sha256(path) != str(expected).lower():
+        raise MetainvError(
+            f"{path} does not match the sha256 of its manifest (modified or corrupt); "
+            f"retrain the model or restore the file"
+        )
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        tensors = load_file(str(path))
+    except Exception as error:  # safetensors' SafetensorError, OSError, ...
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise MetainvError(f"{path} is corrupt or truncated ({reason})") from None
+    for key, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise MetainvError(f"{path}: tensor {key!r} holds NaN or infinite values")
+    return tensors
+
+
 def read_artifact(folder: str | Path | None, family: str) -> Artifact:
     """Read a model folder of ``family`` (its shipped model when ``folder`` is None or
-    ``"default"``); checks the files, the family and the weights' sha256 of the manifest."""
+    ``"default"``). Checked before anything is used, each failure a one-line
+    :class:`MetainvError`: the files exist, config and manifest are JSON objects of ``family``,
+    the weights match the manifest's ``weights_sha256``, load as safetensors and are finite."""
     folder = default_model_folder(family) if folder in (None, DEFAULT_MODEL) else Path(folder)
-    for name in (WEIGHTS, CONFIG):
-        if not (folder / name).exists():
+    if not folder.is_dir():
+        raise MetainvError(f"model folder not found: {folder}")
+    for name in (WEIGHTS, CONFIG, MANIFEST):
+        if not (folder / name).is_file():
             raise MetainvError(
                 f"{folder} is not a metainv {family} model folder (missing {name}); train one "
                 f"with `metainv train {family}` or omit --model for the default"
             )
-    config = json.loads((folder / CONFIG).read_text())
+    config = _read_object(folder / CONFIG, "model config")
     found = config.get("family", family)  # early truss models did not name their family
     if found != family:
         raise MetainvError(f"{folder} holds a {found!r} model, not a {family} one")
-    manifest_path = folder / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    expected = manifest.get("weights_sha256")
-    if expected is not None and file_sha256(folder / WEIGHTS) != expected:
-        raise MetainvError(f"{folder / WEIGHTS} does not match the sha256 of its manifest")
+    manifest = _read_object(folder / MANIFEST, "model manifest")
+    if manifest.get("family", family) != family:
+        raise MetainvError(
+            f"{folder}: the manifest names family {manifest.get('family')!r}, the config {family!r}"
+        )
+    check_file_sha256(folder / WEIGHTS, manifest.get("weights_sha256"), f"{folder / MANIFEST}")
     state_dicts: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in load_file(str(folder / WEIGHTS)).items():
+    for key, value in _load_tensors(folder / WEIGHTS).items():
         network, _, name = key.partition(".")
         state_dicts.setdefault(network, {})[name] = value
     return Artifact(folder, family, state_dicts, config, manifest)
+
+
+def _mismatch(error: BaseException) -> str:
+    """The first informative line of a model-building error (size mismatch, missing key)."""
+    if isinstance(error, KeyError):
+        return f"missing entry {error.args[0]!r}" if error.args else "a missing entry"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = next((line for line in lines if "size mismatch" in line), None)
+    detail = detail or next((line for line in lines if "Missing key" in line), None)
+    detail = detail or next((line for line in lines if "Unexpected key" in line), None)
+    text = detail or (lines[0] if lines else type(error).__name__)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def load_artifact(folder: str | Path | None, family: str | None = None) -> Any:
@@ -139,11 +193,21 @@ def load_artifact(folder: str | Path | None, family: str | None = None) -> Any:
         config_path = Path(folder) / CONFIG
         if not config_path.exists():
             raise MetainvError(f"{folder} is not a metainv model folder (missing {CONFIG})")
-        family = json.loads(config_path.read_text()).get("family")
+        config = _read_object(config_path, "model config")
+        family = config.get("family")
     if family not in _BUILDERS:
         known = ", ".join(registered_families()) or "none"
         raise MetainvError(
             f"no model builder registered for family {family!r} (registered: {known}); "
             f"import metainv.{family}.learn first"
         )
-    return _BUILDERS[family](read_artifact(folder, family))
+    artifact = read_artifact(folder, family)
+    try:
+        return _BUILDERS[family](artifact)
+    except MetainvError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+        raise MetainvError(
+            f"{artifact.folder}: the weights do not fit the architecture of its config.json "
+            f"({_mismatch(error)})"
+        ) from None

@@ -120,16 +120,23 @@ def run_stage(
     state = StageState()
     best_weights = _copy_state(module)
     if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=True)
-        module.load_state_dict(saved["module"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        best_weights = saved["best_weights"]
-        if "generator" in saved:
-            generator.set_state(saved["generator"])
-        else:  # checkpoints written before the generator state was stored
-            generator.manual_seed(settings.seed + 7919 * saved["state"]["epoch"])
-        state = StageState(**saved["state"])
+        try:
+            saved = torch.load(checkpoint, weights_only=True)
+            module.load_state_dict(saved["module"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            best_weights = saved["best_weights"]
+            if "generator" in saved:
+                generator.set_state(saved["generator"])
+            else:  # checkpoints written before the generator state was stored
+                generator.manual_seed(settings.seed + 7919 * saved["state"]["epoch"])
+            state = StageState(**saved["state"])
+        except Exception as error:  # corrupt file, foreign pickle, changed architecture
+            raise MetainvError(
+                f"checkpoint {checkpoint} is corrupt or from another architecture "
+                f"({_first_line(error)}); rerun with the options it was written with, or delete "
+                f"it to restart the stage"
+            ) from None
         # a finished stage continues when its epoch budget was raised since
         patience = settings.early_stopping_patience
         state.done = state.done and not (
@@ -191,6 +198,13 @@ def run_stage(
         module.load_state_dict(best_weights)
     module.eval()
     return state
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = next((line for line in lines if "size mismatch" in line), None)
+    text = detail or (lines[0] if lines else type(error).__name__)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _save_checkpoint(path, module, optimizer, scheduler, best_weights, state, generator) -> None:

@@ -25,6 +25,7 @@ from metainv.family import (
     candidate_summary,
     write_design_files,
 )
+from metainv.resources import check_fe_resolution, check_mesh_resolution
 from metainv.spinodoid.design import SpinodoidDesign, design_from_dict, design_to_dict
 
 NAME = "spinodoid"
@@ -43,6 +44,7 @@ def homogenize_design(
     ``resolution``, ``threshold``."""
     from metainv.spinodoid.homogenize import DEFAULT_RESOLUTION, homogenize_spinodoid
 
+    resolution = check_fe_resolution(DEFAULT_RESOLUTION if resolution is None else resolution)
     threshold = "ensemble" if threshold is None else threshold
     if threshold not in ("ensemble", "exact"):
         raise DesignError(f"--threshold must be 'ensemble' or 'exact', got {threshold!r}")
@@ -74,6 +76,8 @@ def export_design(
     from metainv.spinodoid.export import export_spinodoid
 
     extra = {} if threshold is None else {"threshold": threshold}
+    if resolution is not None:
+        check_mesh_resolution(resolution, int(np.prod([max(1, int(c)) for c in cells])))
     export_spinodoid(
         design,
         path,

@@ -45,6 +45,7 @@ import numpy as np
 
 from metainv.errors import MetainvError
 from metainv.fem import HexGrid
+from metainv.resources import check_elements
 
 #: Inherent strain of the lpbf-cantilever (Voigt 11, 22, 33, 23, 13, 12; build direction y).
 LPBF_INHERENT_STRAIN = np.array([-0.005, 0.0, -0.005, 0.0, 0.0, 0.0])
@@ -165,4 +166,5 @@ def make_problem(name: str, nel: tuple[int, int, int]) -> Problem:
         raise MetainvError(f"unknown problem {name!r}; available: {', '.join(sorted(PROBLEMS))}")
     if len(nel) != 3 or min(nel) < 1:
         raise MetainvError(f"--nel needs three positive element counts, got {tuple(nel)}")
+    check_elements(tuple(nel))
     return PROBLEMS[name](HexGrid(tuple(int(n) for n in nel), order="F"))

@@ -24,6 +24,7 @@ from metainv.family import (
     Material,
     candidate_summary,
 )
+from metainv.resources import check_fe_resolution, check_mesh_resolution
 from metainv.tensors import nmse
 from metainv.tpms.design import (
     FAMILY,
@@ -47,9 +48,7 @@ def homogenize_design(
     fraction actually meshed; details: ``resolution``."""
     from metainv.tpms.law import homogenize_tpms
 
-    n = DEFAULT_RESOLUTION if resolution is None else int(resolution)
-    if n < 8:
-        raise DesignError(f"--resolution must be >= 8 voxels per cell edge, got {n}")
+    n = check_fe_resolution(DEFAULT_RESOLUTION if resolution is None else resolution)
     C, fraction = homogenize_tpms(
         design.surface,
         design.relative_density,
@@ -83,6 +82,8 @@ def export_design(
     shape = tuple(int(c) for c in cells)
     if any(c < 1 or c > 20 for c in shape):
         raise DesignError(f"--cells must be between 1 and 20 per axis, got {shape}")
+    if resolution is not None:
+        check_mesh_resolution(resolution, int(np.prod(shape)))
     mesh = graded_mesh(
         np.full(shape, design.relative_density),
         surface=design.surface,

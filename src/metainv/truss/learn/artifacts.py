@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from metainv.nn.artifacts import (
+    MANIFEST,
     Artifact,
+    check_file_sha256,
     load_artifact,
     register_builder,
 )
@@ -45,7 +47,12 @@ def build_truss_models(artifact: Artifact) -> TrussModels:
     forward.eval()
     inverse.eval()
     path = artifact.folder / LIBRARY
-    library = load_library(path) if path.exists() else None
+    library = None
+    if path.exists():
+        record = artifact.manifest.get("library")
+        if isinstance(record, dict) and "sha256" in record:
+            check_file_sha256(path, record["sha256"], str(artifact.folder / MANIFEST))
+        library = load_library(path)
     return TrussModels(forward, inverse, config, artifact.manifest, artifact.folder, library)
 
 

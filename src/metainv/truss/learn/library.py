@@ -131,7 +131,11 @@ def load_library(path: str | Path) -> DesignLibrary:
     path = Path(path)
     if not path.exists():
         raise MetainvError(f"no design library at {path}")
-    tensors = load_file(str(path))
+    try:
+        tensors = load_file(str(path))
+    except Exception as error:  # safetensors' SafetensorError, OSError, ...
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise MetainvError(f"{path} is corrupt or truncated ({reason})") from None
     missing = {f.name for f in fields(DesignLibrary)} - set(tensors)
     if missing:
         raise MetainvError(f"{path} is not a design library (missing {', '.join(sorted(missing))})")
