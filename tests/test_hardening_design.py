@@ -279,3 +279,30 @@ def test_a_single_target_with_a_bom_and_a_one_line_c21_json_are_single_targets(t
     single = tmp_path / "one.json"
     single.write_text(json.dumps({"C21": c21_from_matrix(matrix).tolist()}))
     assert read_target_table(single) is None
+
+
+def test_grade_and_topopt_refuse_a_folder_with_other_results_unless_force(tmp_path):
+    """Every command that writes a folder of results: a non-empty --out is refused before any
+    work; --force replaces only metainv's own files of that command."""
+    examples = Path(__file__).resolve().parents[1] / "examples" / "designs"
+    graded, optimized = tmp_path / "graded", tmp_path / "topopt"
+    for folder in (graded, optimized):
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
+        (folder / "summary.json").write_text("{}")
+    grade = [
+        *("grade", "--control", "0,1,1", str(examples / "octet.json")),
+        *("--control", "4,1,1", str(examples / "octet.json")),
+        *("--box", "4", "2", "2", "--no-stl", "--no-check", "--out", str(graded)),
+    ]
+    topopt = [
+        *("topopt", "--nel", "6", "2", "2", "--material", "solid", "--max-iter", "2"),
+        *("--out", str(optimized)),
+    ]
+    for args, folder in ((grade, graded), (topopt, optimized)):
+        one_line_error(runner.invoke(app, args), "is not empty", "--force")
+        assert json.loads((folder / "summary.json").read_text()) == {}  # nothing touched
+        result = runner.invoke(app, [*args, "--force"])
+        assert result.exit_code == 0, result.output
+        assert (folder / "notes.txt").read_text() == "mine"  # not ours: kept
+        assert json.loads((folder / "summary.json").read_text())  # the new result

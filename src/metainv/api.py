@@ -41,6 +41,9 @@ from metainv.targets import Target, read_target
 from metainv.tensors import StiffnessReport
 from metainv.tensors import check_stiffness as _check_stiffness
 
+#: Files a graded part may write (glob patterns): removed by ``force``, other files are kept.
+GRADE_OUTPUT_FILES = ("graded*.*", "local_check.*", "summary.json")
+
 DesignLike = Any  # a family's design value, a design/designs.json dict, or a path to one
 
 
@@ -197,12 +200,15 @@ def grade(
     family: str | None = None,
     body: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
+    force: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """A functionally graded part between designs at control points (cell units), written to
     ``out``. Each control is ``((x, y, z), design)`` with the design a value of the family or a
     design file / designs.json path (read by the family's grader); ``family`` defaults to the
-    family of the first control design. Returns the summary (with the ``files`` written)."""
+    family of the first control design. A non-empty ``out`` is refused unless ``force``, which
+    removes only the files of :data:`GRADE_OUTPUT_FILES` there. Returns the summary (with the
+    ``files`` written)."""
     if not controls:
         raise MetainvError("grading needs at least one control point and its design")
     points = [tuple(float(x) for x in point) for point, _ in controls]
@@ -212,7 +218,8 @@ def grade(
         chosen = as_design(controls[0][1])[0]
     extra = chosen.accepts("grade", options)
     grader = chosen.require("grade")
-    prepare_output_folder(out)  # a file or an uncreatable folder is refused before any work
+    # refused before any work: a file, an uncreatable folder, a folder with other results
+    prepare_output_folder(out, own=GRADE_OUTPUT_FILES, force=force)
     return grader(
         [(point, value) for point, (_, value) in zip(points, controls, strict=True)],
         None if box is None else tuple(float(b) for b in box),
@@ -232,6 +239,7 @@ def optimize_topology(
     period: float = 2.0,
     voxels_per_element: int = 6,
     callback: Callable[[Any], None] | None = None,
+    force: bool = False,
     **settings: Any,
 ) -> dict[str, Any]:
     """Graded-lattice topology optimization (compliance, volume bound) of a benchmark
@@ -239,8 +247,8 @@ def optimize_topology(
     isotruss, truss, spinodoid, solid, ...); ``settings`` are the fields of
     :class:`metainv.topopt.Settings` (``volume_fraction``, ``penalty``, ``max_iter``,
     ``optimizer``, ``solver``, ``density_range``, ...). Writes the density (VTU, PNG, NPY),
-    history (CSV, PNG), the de-homogenized ``part.stl`` and ``summary.json`` into ``out`` and
-    returns the summary."""
+    history (CSV, PNG), the de-homogenized ``part.stl`` and ``summary.json`` into ``out`` (a
+    non-empty ``out`` is refused unless ``force``) and returns the summary."""
     from metainv.topopt import Settings
     from metainv.topopt.output import run_topology_optimization
     from metainv.topopt.parts import PartOptions
@@ -253,6 +261,7 @@ def optimize_topology(
         Settings(**settings),
         PartOptions(period=period, voxels_per_element=voxels_per_element),
         callback=callback,
+        force=force,
     )
 
 

@@ -87,6 +87,9 @@ def grade_command(
         None, "--check/--no-check", help="Local stiffness check along the grading (default on)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    force: bool = typer.Option(
+        False, "--force", help="Write into a non-empty --out, replacing metainv's graded files."
+    ),
 ) -> None:
     """Functionally graded lattice (Bastek et al. 2022, SI Sec. 5): JSON graph, STL, VTU, PNG."""
     if (box is None) == (body is None):
@@ -97,7 +100,9 @@ def grade_command(
     console = Console(stderr=True)
     start = time.perf_counter()
     with console.status("grading") as status:
-        summary = grade(controls, out, box, zeta, family, body=body, on_step=status.update, **given)
+        summary = grade(
+            controls, out, box, zeta, family, body=body, on_step=status.update, force=force, **given
+        )
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

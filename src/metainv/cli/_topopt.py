@@ -69,6 +69,9 @@ def topopt_command(
         " frozen (SI Eq. 7 as published: that term dropped).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    force: bool = typer.Option(
+        False, "--force", help="Write into a non-empty --out, replacing metainv's result files."
+    ),
 ) -> None:
     """Minimize compliance of a graded lattice; write density (VTK, PNG), history (CSV, PNG),
     the de-homogenized part (STL: gyroid, truss, spinodoid laws) and summary.json into --out."""
@@ -84,7 +87,7 @@ def topopt_command(
         load_sensitivity=load_sensitivity,
     )
     part_options = PartOptions(period=period, voxels_per_element=voxels)
-    summary = _run_with_progress(out, problem, nel, material, settings, part_options)
+    summary = _run_with_progress(out, problem, nel, material, settings, part_options, force)
     if "part_error" in summary:
         Console(stderr=True).print(f"[yellow]warning:[/yellow] {summary['part_error']}")
     if as_json:
@@ -94,7 +97,13 @@ def topopt_command(
 
 
 def _run_with_progress(
-    out: Path, problem: str, nel, material: str, settings: Settings, part_options: PartOptions
+    out: Path,
+    problem: str,
+    nel,
+    material: str,
+    settings: Settings,
+    part_options: PartOptions,
+    force: bool = False,
 ) -> dict:
     console = Console(stderr=True)
     columns = (
@@ -117,7 +126,7 @@ def _run_with_progress(
             )
 
         return run_topology_optimization(
-            out, problem, nel, material, settings, part_options, callback=report
+            out, problem, nel, material, settings, part_options, callback=report, force=force
         )
 
 

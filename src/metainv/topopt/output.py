@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from metainv.errors import MetainvError
 from metainv.fem import HexGrid
-from metainv.files import prepare_output_folder
+from metainv.files import prepare_output_folder, write_text_atomic
 from metainv.mesh import write_stl
 from metainv.topopt.materials import get_law
 from metainv.topopt.optimize import IterationRecord, Settings, TopOptResult, optimize
@@ -148,6 +148,10 @@ def write_result_files(
     return {name: str(path) for name, path in files.items()}, part_error
 
 
+#: Files a run writes (glob patterns): removed by ``force``, other files are kept.
+OUTPUT_FILES = ("density.*", "history.*", "part.stl", "summary.json")
+
+
 def run_topology_optimization(
     out: Path,
     problem: str,
@@ -156,17 +160,20 @@ def run_topology_optimization(
     settings: Settings,
     part_options: PartOptions,
     callback: Callable[[IterationRecord], None] | None = None,
+    force: bool = False,
 ) -> dict:
     """Build ``problem`` on ``nel`` elements, optimize with the law ``material``, write every
-    file (:func:`write_result_files`) and ``summary.json`` into ``out``; returns the summary."""
+    file (:func:`write_result_files`) and ``summary.json`` into ``out``; returns the summary.
+    A non-empty ``out`` is refused before any work unless ``force``, which removes only the
+    files of :data:`OUTPUT_FILES` there."""
     law = get_law(material)
     settings.bounds(law)  # clear errors before any work
     case = make_problem(problem, nel)
-    prepare_output_folder(out)  # a file or an uncreatable folder is refused before any work
+    prepare_output_folder(out, own=OUTPUT_FILES, force=force)
     result = optimize(case, law, settings, callback=callback)
     summary = result.summary()
     summary["files"], part_error = write_result_files(result, law, out, part_options)
     if part_error is not None:
         summary["part_error"] = part_error
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
