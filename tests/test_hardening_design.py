@@ -306,3 +306,15 @@ def test_grade_and_topopt_refuse_a_folder_with_other_results_unless_force(tmp_pa
         assert result.exit_code == 0, result.output
         assert (folder / "notes.txt").read_text() == "mine"  # not ours: kept
         assert json.loads((folder / "summary.json").read_text())  # the new result
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--unit", "GPa", "--base-modulus", "1e300GPa"], "stiffer than any solid"),
+        (["--unit", "GPa", "--base-modulus", "114e9"], "stiffer than any solid"),  # Pa as GPa
+        (["--solid-modulus", "0"], "invalid solid modulus '0'"),
+    ],
+)
+def test_implausible_moduli_get_a_specific_message(args, message):
+    one_line_error(runner.invoke(app, ["stiffness", "check", "bone3", *args]), message)

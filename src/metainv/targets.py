@@ -77,18 +77,18 @@ class Target:
     base_material: str | None = None
     description: str | None = None
 
-    def normalize_modulus(self, modulus: float | str) -> float:
+    def normalize_modulus(self, modulus: float | str, what: str = "modulus") -> float:
         """Express a modulus (e.g. of the solid, ``"114GPa"`` or a number in :attr:`unit`)
         relative to this target's base modulus, as the normalized stiffness is."""
         if self.base_modulus_pa is None:
-            value, unit = parse_modulus(modulus, what="modulus")
+            value, unit = parse_modulus(modulus, what=what)
             if unit is not None and unit != NORMALIZED:
                 raise TargetError(
                     f"the target is normalized, so give the modulus {modulus!r} as a plain "
                     "number relative to the base material (1 is the base material itself)"
                 )
             return value
-        return modulus_in_pascal(modulus, default_unit=self.unit) / self.base_modulus_pa
+        return modulus_in_pascal(modulus, default_unit=self.unit, what=what) / self.base_modulus_pa
 
 
 def canonical_unit(unit: str) -> str:
@@ -124,13 +124,24 @@ def parse_modulus(text: float | str, what: str = "base modulus") -> tuple[float,
     return value, unit
 
 
-def modulus_in_pascal(modulus: float | str, default_unit: str) -> float:
-    """A modulus in pascal; a bare number is read in ``default_unit`` (a physical unit)."""
-    value, unit = parse_modulus(modulus)
+#: No solid is stiffer than about 1.2 TPa (diamond); a larger modulus is a unit slip.
+MAX_MODULUS_PA = 1e13
+
+
+def modulus_in_pascal(modulus: float | str, default_unit: str, what: str = "base modulus") -> float:
+    """A modulus in pascal; a bare number is read in ``default_unit`` (a physical unit).
+    Refused above :data:`MAX_MODULUS_PA` (no material is that stiff)."""
+    value, unit = parse_modulus(modulus, what=what)
     unit = unit or canonical_unit(default_unit)
     if unit == NORMALIZED:
-        raise TargetError(f"a base modulus needs a physical unit ({', '.join(PASCALS_PER_UNIT)})")
-    return value * PASCALS_PER_UNIT[unit]
+        raise TargetError(f"a {what} needs a physical unit ({', '.join(PASCALS_PER_UNIT)})")
+    pascal = value * PASCALS_PER_UNIT[unit]
+    if not pascal <= MAX_MODULUS_PA:
+        raise TargetError(
+            f"{what} {modulus!r} is {pascal:.3g} Pa, stiffer than any solid (diamond: about "
+            f"1.2e12 Pa); check the number and its unit, e.g. 114GPa for Ti-6Al-4V"
+        )
+    return pascal
 
 
 def list_builtin_targets() -> list[str]:

@@ -55,7 +55,11 @@ def check_command(
     loaded = read_target(target, unit=unit, base_modulus=base_modulus)
     solid = None
     if solid_modulus is not None or max_density is not None:
-        solid_youngs = 1.0 if solid_modulus is None else loaded.normalize_modulus(solid_modulus)
+        solid_youngs = (
+            1.0
+            if solid_modulus is None
+            else loaded.normalize_modulus(solid_modulus, what="solid modulus")
+        )
         solid = (solid_youngs, solid_poisson)
     report = check_stiffness(loaded.stiffness, solid=solid, max_relative_density=max_density)
     if as_json:
