@@ -318,3 +318,9 @@ def test_grade_and_topopt_refuse_a_folder_with_other_results_unless_force(tmp_pa
 )
 def test_implausible_moduli_get_a_specific_message(args, message):
     one_line_error(runner.invoke(app, ["stiffness", "check", "bone3", *args]), message)
+
+
+def test_an_invalid_design_file_is_named_in_its_error(tmp_path):
+    path = tmp_path / "bad_design.json"
+    path.write_text('{"family": "truss", "relative_density": 0.05}')
+    one_line_error(runner.invoke(app, ["homogenize", str(path)]), str(path), "'topology'")

@@ -334,8 +334,15 @@ def design_from_document(data: Any, candidate: int | None = None) -> tuple[Famil
 
 
 def load_design(path: str | Path, candidate: int | None = None) -> tuple[Family, Any]:
-    """Read a design file or a ``designs.json`` (see :func:`design_from_document`)."""
-    return design_from_document(read_json(path), candidate)
+    """Read a design file or a ``designs.json`` (see :func:`design_from_document`); an invalid
+    design's error names the file."""
+    document = read_json(path)
+    try:
+        return design_from_document(document, candidate)
+    except DesignError as error:
+        if str(path) in str(error):
+            raise
+        raise DesignError(f"{path}: {error}") from None
 
 
 def read_json(path: str | Path) -> Any:
