@@ -16,7 +16,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from metainv.errors import DesignError, MetainvError, TargetError
-from metainv.version import __version__
+from metainv.version import VERSION
+
+__version__ = VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
     from metainv.api import (

@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from metainv import files
 from metainv.errors import DesignError, MetainvError
-from metainv.files import prepare_output_folder, write_text_atomic
+from metainv.files import prepare_output_folder, read_json, write_text_atomic
 
 #: Operations whose family-specific keyword options are declared in :attr:`Family.options`.
 OPERATIONS = ("homogenize", "export", "generate", "design", "design_batch", "grade")
@@ -343,12 +342,6 @@ def load_design(path: str | Path, candidate: int | None = None) -> tuple[Family,
         if str(path) in str(error):
             raise
         raise DesignError(f"{path}: {error}") from None
-
-
-def read_json(path: str | Path) -> Any:
-    """Parse a JSON file (UTF-8; a clear error for other encodings, invalid or too deeply nested
-    JSON, duplicate keys): :func:`metainv.files.read_json`."""
-    return files.read_json(path)
 
 
 #: The files ``metainv design`` writes into its output folder (glob patterns): what ``--force``

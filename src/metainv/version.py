@@ -5,8 +5,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 try:
-    __version__ = version("metainv")
+    VERSION = version("metainv")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+unknown"
+    VERSION = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+#: The conventional spelling (``metainv.__version__`` is this value).
+__version__ = VERSION
+
+__all__ = ["VERSION", "__version__"]

@@ -18,7 +18,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from metainv.cli._errors import EXIT_BAD_INPUT, debug_enabled, describe, one_line, set_debug
 from metainv.resources import set_memory_limit
-from metainv.version import __version__
+from metainv.version import VERSION
 
 #: Root command -> (module under metainv.cli that registers it, one-line summary for --help).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -183,7 +183,7 @@ app = typer.Typer(
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"metainv {__version__}")
+        typer.echo(f"metainv {VERSION}")
         raise typer.Exit()
 
 

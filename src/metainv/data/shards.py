@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from metainv.errors import MetainvError
 from metainv.family import get_family
 from metainv.files import read_json, temporary_path, write_text_atomic
-from metainv.version import __version__
+from metainv.version import VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def code_version() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    return f"{__version__}+{commit}" if commit else __version__
+    return f"{VERSION}+{commit}" if commit else VERSION
 
 
 # ------------------------------------------------------------------------------- manifest
