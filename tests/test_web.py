@@ -1,0 +1,289 @@
+"""``metainv serve`` in a real browser (headless Chromium driven by Playwright) and its job queue.
+
+The browser test follows the acceptance of the web app: load the page, enter bone3 in GPa for
+Ti-6Al-4V, see "admissible" and the elastic surface, run a small truss design (300 samples,
+top 3, FE verification on, refinement off), watch its progress reach 100 %, see three candidates
+with their FE NMSE, open a 3-D view, download an STL and check that it is watertight, and enter
+an asymmetric matrix and see the same error text as ``metainv stiffness check``. Screenshots of
+the steps go to a temporary folder; with ``METAINV_WEB_SCREENSHOTS=docs/images`` the two README
+screenshots are written there too.
+
+Chromium is the system one (Debian package ``chromium``, installed by ``make test`` when
+missing); ``METAINV_CHROMIUM`` names another executable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+import metainv
+from metainv.mesh import is_watertight_stl
+from metainv.targets import read_target_text
+from metainv.web.jobs import CANCELLED, DONE, FAILED, JobManager
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Generous but bounded waits (the machine may be busy): milliseconds.
+PAGE_WAIT = 60_000
+DESIGN_WAIT = 300_000
+README_SHOTS = {"02_target.png": "web_target.png", "04_view.png": "web_results.png"}
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("METAINV_CHROMIUM"), "chromium", "chromium-browser"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(jobs: Path, port: int, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", "from metainv.cli import main; main()", "serve"]
+    command += ["--port", str(port), "--jobs", str(jobs), *extra]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"server exited: {process.stdout.read() if process.stdout else ''}"
+            )
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=5).read()
+            return process
+        except OSError:
+            time.sleep(0.3)
+    process.terminate()
+    raise AssertionError("server did not answer within 90 s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    port = free_port()
+    process = start_server(tmp_path_factory.mktemp("web-jobs"), port)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def bone3_grid_text() -> str:
+    document = json.loads((ROOT / "src/metainv/data/targets/bone3.json").read_text())
+    return "\n".join(", ".join(str(v) for v in row) for row in document["C"]) + "\n"
+
+
+def test_design_studio_in_the_browser(server: str, tmp_path: Path) -> None:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    executable = chromium_path()
+    assert executable, "no chromium found: `make test` installs Debian's chromium package"
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with playwright_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader"],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 820}, accept_downloads=True)
+        page.set_default_timeout(PAGE_WAIT)
+        page.goto(server + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        paint = page.evaluate(
+            "performance.getEntriesByType('paint').map(e => [e.name, e.startTime])"
+        )
+        assert any(name == "first-contentful-paint" for name, _ in paint), paint
+        page.screenshot(path=shots / "01_page.png")
+
+        # target: bone3 in GPa, Ti-6Al-4V
+        page.select_option("#builtin", "bone3")
+        page.click("#load-builtin")
+        page.wait_for_function("document.getElementById('target-status').textContent.length > 12")
+        assert page.input_value("#unit") == "GPa"
+        assert page.input_value("#material") == "Ti-6Al-4V"
+        assert page.text_content("#target-status") == "bone3: admissible"
+        assert page.get_attribute("#target-status", "class") == "status ok"
+        page.wait_for_function(
+            "(document.getElementById('surface-3d').data || [])[0]?.type === 'surface'"
+        )
+        assert page.locator("#surface-3d canvas").count() >= 1  # WebGL scene drawn
+        assert page.locator("#surface-sections .polarlayer path").count() >= 3
+        page.screenshot(path=shots / "02_target.png")
+
+        # a small truss design with FE verification, without refinement
+        page.fill("#opt-samples", "300")
+        page.fill("#opt-top", "3")
+        page.set_checked("#opt-verify", True)
+        page.set_checked("#opt-refine", False)
+        page.click("#run-design")
+        page.wait_for_function("location.hash.startsWith('#job/')")
+        page.wait_for_function(
+            "document.getElementById('job-percent').textContent === '100 %'", timeout=DESIGN_WAIT
+        )
+        assert page.text_content("#job-status") == "done"
+        page.wait_for_function("document.querySelectorAll('#candidates tr.candidate').length >= 3")
+        nmse_fe = [float(t) for t in page.locator("#candidates .nmse-fe").all_text_contents()]
+        assert len(nmse_fe) >= 3 and all(np.isfinite(nmse_fe)) and min(nmse_fe) < 0.1
+        page.wait_for_function("(document.getElementById('overlay-3d').data || []).length === 2")
+        page.screenshot(path=shots / "03_results.png", full_page=True)
+
+        # 3-D view of the best candidate
+        page.locator("#candidates .view-3d").first.click()
+        page.wait_for_function(
+            "(document.getElementById('view-3d').data || [])[0]?.type === 'mesh3d'"
+        )
+        assert int(page.get_attribute("#view-3d", "data-triangles")) > 100
+        page.screenshot(path=shots / "04_view.png", full_page=True)
+
+        # download an STL: a watertight mesh
+        with page.expect_download() as download:
+            page.locator("#candidates .stl-link").first.click()
+        stl = tmp_path / "candidate.stl"
+        download.value.save_as(stl)
+        mesh = trimesh.load(stl, force="mesh")
+        assert len(mesh.faces) > 100 and mesh.is_watertight and is_watertight_stl(mesh)
+
+        # an asymmetric matrix: the CLI's one-line error on the page
+        page.goto(server + "/#target")
+        page.wait_for_selector("body[data-ready='1']")
+        page.select_option("#builtin", "bone3")
+        page.click("#load-builtin")
+        page.wait_for_function("document.getElementById('target-status').textContent.length > 12")
+        page.set_checked("#mirror", False)
+        page.fill("#c-0-1", "0.9")
+        page.click("#check")
+        page.wait_for_function(
+            "document.getElementById('target-status').textContent.startsWith('error:')"
+        )
+        grid = bone3_grid_text().splitlines()
+        grid[0] = "0.573, 0.9, " + grid[0].split(", ", 2)[2]
+        target = read_target_text("\n".join(grid), unit="GPa", base_modulus="114GPa")
+        failures = metainv.check_stiffness(target.stiffness).failures
+        expected = "error: not admissible: " + "; ".join(failures)
+        assert "not symmetric: C12 != C21" in expected
+        assert page.text_content("#target-status") == expected
+        page.screenshot(path=shots / "05_error.png")
+        browser.close()
+
+    for name in ("01_page.png", "02_target.png", "03_results.png", "04_view.png", "05_error.png"):
+        assert (shots / name).stat().st_size > 10_000
+    readme_images = os.environ.get("METAINV_WEB_SCREENSHOTS")
+    if readme_images:
+        for shot, name in README_SHOTS.items():
+            shutil.copyfile(shots / shot, Path(readme_images) / name)
+
+
+def small_design_params() -> dict:
+    return {
+        "target": {"text": bone3_grid_text(), "unit": "GPa", "base_modulus": "114GPa"},
+        "family": "truss",
+        "options": {"samples": 100, "top": 1, "refine": False, "verify": False},
+    }
+
+
+def wait_final(manager: JobManager, job_id: str, seconds: float = 120) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state = manager.state(job_id)
+        if state["status"] in (DONE, FAILED, CANCELLED):
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish within {seconds} s: {state}")
+
+
+def test_jobs_survive_restart_crash_cancel_and_time_limit(tmp_path: Path) -> None:
+    # jobs left queued when the server stops are queued again and run at the next start
+    first = JobManager(tmp_path, workers=1, max_queued=2)
+    first.start()
+    kept = first.submit("design", small_design_params())
+    bad = {**small_design_params(), "options": {"samples": 100, "model": str(tmp_path / "no")}}
+    crashed = first.submit("design", bad)
+    with pytest.raises(metainv.MetainvError, match="job queue is full"):
+        first.submit("design", small_design_params())
+        first.submit("design", small_design_params())
+    first.stop()
+    assert first.state(kept)["status"] in ("queued", "running")
+
+    second = JobManager(tmp_path, workers=1, max_queued=4, time_limit=120)
+    second.start()
+    try:
+        assert wait_final(second, kept)["status"] == DONE
+        result = json.loads((tmp_path / kept / "result" / "designs.json").read_text())
+        assert len(result["candidates"]) == 1
+        # a crashing job records its one-line error; the manager keeps running
+        failed = wait_final(second, crashed)
+        assert failed["status"] == FAILED and "\n" not in failed["error"] and failed["error"]
+        # cancel a queued job
+        queued = second.submit("design", small_design_params())
+        assert second.cancel(queued)["status"] == CANCELLED
+        assert wait_final(second, queued)["status"] == CANCELLED
+    finally:
+        second.stop()
+
+    limited = JobManager(tmp_path, workers=1, time_limit=0.5)
+    limited.start()
+    try:
+        job = limited.submit("design", small_design_params())
+        state = wait_final(limited, job)
+        assert state["status"] == FAILED and "time limit of 0.5 s" in state["error"]
+    finally:
+        limited.stop()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        s["id"] for s in JobManager(tmp_path).list()
+    )
+
+
+def request(url: str, body: object = None, raw: bytes | None = None) -> tuple[int, dict]:
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    call = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(call, timeout=120) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        text = error.read().decode()
+        assert "Traceback" not in text
+        return error.code, json.loads(text)
+
+
+def test_api_refuses_bad_input_without_traces(server: str) -> None:
+    from metainv.web.app import MAX_BODY
+
+    status, big = request(server + "/api/target", raw=b"{" + b" " * (MAX_BODY + 10) + b"}")
+    assert status == 400 and "upload too large" in big["error"]
+    rows = {"text": "1 2 3\n", "name": "t.csv", "unit": "normalized"}
+    assert request(server + "/api/target", rows) == (
+        400,
+        {"error": "t.csv: expected 36 numbers in 6 rows of 6, got 1 row"},
+    )
+    bad_modulus = {"text": bone3_grid_text(), "unit": "GPa", "base_modulus": "x"}
+    assert "invalid base modulus 'x'" in request(server + "/api/target", bad_modulus)[1]["error"]
+    for path in ("/api/jobs/..%2F..%2Fetc", "/api/jobs/0123456789ab", "/api/jobs/ABC/files/x"):
+        status, answer = request(server + path)
+        assert status in (400, 404) and answer["error"]
+    status, answer = request(server + "/api/homogenize", {"design": {"family": "nope"}})
+    assert status == 400 and "unknown family 'nope'" in answer["error"]
+    spec = {"text": bone3_grid_text(), "unit": "GPa", "base_modulus": "114GPa"}
+    option = {"target": spec, "family": "truss", "options": {"cells": 2}}
+    status, answer = request(server + "/api/jobs/design", option)
+    assert answer == {"error": "--cells does not apply to the truss family"}
+    octet = json.loads((ROOT / "examples/designs/octet.json").read_text())
+    status, answer = request(server + "/api/homogenize", {"design": octet})
+    np.testing.assert_allclose(answer["C"], metainv.homogenize(octet).C.tolist())
+    assert answer["report"]["admissible"] and len(answer["surface"]["x"]) == 31
