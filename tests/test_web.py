@@ -80,7 +80,8 @@ def start_server(jobs: Path, port: int, *extra: str) -> subprocess.Popen:
 def server(tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     process = start_server(tmp_path_factory.mktemp("web-jobs"), port)
-    yield f"http://127.0.0.1:{port}"
+    process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    yield process
     process.terminate()
     process.wait(timeout=20)
 
@@ -90,7 +91,8 @@ def bone3_grid_text() -> str:
     return "\n".join(", ".join(str(v) for v in row) for row in document["C"]) + "\n"
 
 
-def test_design_studio_in_the_browser(server: str, tmp_path: Path) -> None:
+def test_design_studio_in_the_browser(server: subprocess.Popen, tmp_path: Path) -> None:
+    url = server.url  # type: ignore[attr-defined]
     playwright_api = pytest.importorskip("playwright.sync_api")
     executable = chromium_path()
     assert executable, "no chromium found: `make test` installs Debian's chromium package"
@@ -104,7 +106,7 @@ def test_design_studio_in_the_browser(server: str, tmp_path: Path) -> None:
         )
         page = browser.new_page(viewport={"width": 1200, "height": 820}, accept_downloads=True)
         page.set_default_timeout(PAGE_WAIT)
-        page.goto(server + "/")
+        page.goto(url + "/")
         page.wait_for_selector("body[data-ready='1']")
         paint = page.evaluate(
             "performance.getEntriesByType('paint').map(e => [e.name, e.startTime])"
@@ -161,7 +163,7 @@ def test_design_studio_in_the_browser(server: str, tmp_path: Path) -> None:
         assert len(mesh.faces) > 100 and mesh.is_watertight and is_watertight_stl(mesh)
 
         # an asymmetric matrix: the CLI's one-line error on the page
-        page.goto(server + "/#target")
+        page.goto(url + "/#target")
         page.wait_for_selector("body[data-ready='1']")
         page.select_option("#builtin", "bone3")
         page.click("#load-builtin")
@@ -262,28 +264,56 @@ def request(url: str, body: object = None, raw: bytes | None = None) -> tuple[in
         return error.code, json.loads(text)
 
 
-def test_api_refuses_bad_input_without_traces(server: str) -> None:
+def test_api_refuses_bad_input_without_traces(server: subprocess.Popen) -> None:
     from metainv.web.app import MAX_BODY
 
-    status, big = request(server + "/api/target", raw=b"{" + b" " * (MAX_BODY + 10) + b"}")
+    url = server.url  # type: ignore[attr-defined]
+    status, big = request(url + "/api/target", raw=b"{" + b" " * (MAX_BODY + 10) + b"}")
     assert status == 400 and "upload too large" in big["error"]
     rows = {"text": "1 2 3\n", "name": "t.csv", "unit": "normalized"}
-    assert request(server + "/api/target", rows) == (
+    assert request(url + "/api/target", rows) == (
         400,
         {"error": "t.csv: expected 36 numbers in 6 rows of 6, got 1 row"},
     )
     bad_modulus = {"text": bone3_grid_text(), "unit": "GPa", "base_modulus": "x"}
-    assert "invalid base modulus 'x'" in request(server + "/api/target", bad_modulus)[1]["error"]
+    assert "invalid base modulus 'x'" in request(url + "/api/target", bad_modulus)[1]["error"]
     for path in ("/api/jobs/..%2F..%2Fetc", "/api/jobs/0123456789ab", "/api/jobs/ABC/files/x"):
-        status, answer = request(server + path)
+        status, answer = request(url + path)
         assert status in (400, 404) and answer["error"]
-    status, answer = request(server + "/api/homogenize", {"design": {"family": "nope"}})
+    status, answer = request(url + "/api/homogenize", {"design": {"family": "nope"}})
     assert status == 400 and "unknown family 'nope'" in answer["error"]
     spec = {"text": bone3_grid_text(), "unit": "GPa", "base_modulus": "114GPa"}
     option = {"target": spec, "family": "truss", "options": {"cells": 2}}
-    status, answer = request(server + "/api/jobs/design", option)
+    status, answer = request(url + "/api/jobs/design", option)
     assert answer == {"error": "--cells does not apply to the truss family"}
     octet = json.loads((ROOT / "examples/designs/octet.json").read_text())
-    status, answer = request(server + "/api/homogenize", {"design": octet})
+    status, answer = request(url + "/api/homogenize", {"design": octet})
     np.testing.assert_allclose(answer["C"], metainv.homogenize(octet).C.tolist())
     assert answer["report"]["admissible"] and len(answer["surface"]["x"]) == 31
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status")
+    for line in status.read_text().splitlines() if status.exists() else []:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_concurrent_admissibility_and_homogenize_requests(server: subprocess.Popen) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = server.url  # type: ignore[attr-defined]
+    spec = {"text": bone3_grid_text(), "unit": "GPa", "base_modulus": "114GPa"}
+    octet = json.loads((ROOT / "examples/designs/octet.json").read_text())
+    calls = [("/api/target", spec)] * 20 + [("/api/homogenize", {"design": octet})] * 20
+    memory = []
+    for _ in range(2):
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            answers = list(pool.map(lambda call: request(url + call[0], call[1]), calls))
+        assert all(status == 200 for status, _ in answers)
+        assert all(answer["admissible"] for _, answer in answers[:20])
+        C = np.array(answers[-1][1]["C"])
+        assert all(np.array_equal(np.array(answer["C"]), C) for _, answer in answers[20:])
+        memory.append(rss_mib(server.pid))
+    assert memory[1] - memory[0] < 100  # MiB: a second burst does not grow the server
