@@ -162,6 +162,24 @@ def test_design_studio_in_the_browser(server: subprocess.Popen, tmp_path: Path) 
         mesh = trimesh.load(stl, force="mesh")
         assert len(mesh.faces) > 100 and mesh.is_watertight and is_watertight_stl(mesh)
 
+        # grade between the two best candidates: a graded lattice, previewed, watertight
+        page.locator("#candidates .pick").nth(0).check()
+        page.locator("#candidates .pick").nth(1).check()
+        page.fill("#job-grade-box", "4 2 2")
+        design_hash = page.evaluate("location.hash")
+        page.click("#job-grade")
+        page.wait_for_function(
+            f"location.hash.startsWith('#job/') && location.hash !== '{design_hash}'"
+        )
+        page.wait_for_function(
+            "document.getElementById('job-percent').textContent === '100 %'", timeout=DESIGN_WAIT
+        )
+        page.wait_for_function(
+            "(document.getElementById('view-3d').data || [])[0]?.type === 'mesh3d'"
+        )
+        assert "STL watertight: yes" in page.text_content("#grade-summary")
+        page.screenshot(path=shots / "06_grade.png", full_page=True)
+
         # an asymmetric matrix: the CLI's one-line error on the page
         page.goto(url + "/#target")
         page.wait_for_selector("body[data-ready='1']")
@@ -184,12 +202,55 @@ def test_design_studio_in_the_browser(server: subprocess.Popen, tmp_path: Path) 
         page.screenshot(path=shots / "05_error.png")
         browser.close()
 
-    for name in ("01_page.png", "02_target.png", "03_results.png", "04_view.png", "05_error.png"):
+    for name in ("01_page", "02_target", "03_results", "04_view", "05_error", "06_grade"):
+        name = name + ".png"
         assert (shots / name).stat().st_size > 10_000
     readme_images = os.environ.get("METAINV_WEB_SCREENSHOTS")
     if readme_images:
         for shot, name in README_SHOTS.items():
             shutil.copyfile(shots / shot, Path(readme_images) / name)
+
+
+def test_explore_page_homogenizes_an_edited_design(server: subprocess.Popen) -> None:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    executable = chromium_path()
+    assert executable, "no chromium found: `make test` installs Debian's chromium package"
+    octet = json.loads((ROOT / "examples/designs/octet.json").read_text())
+    with playwright_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader"],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 820})
+        page.set_default_timeout(PAGE_WAIT)
+        page.goto(server.url + "/#explore")  # type: ignore[attr-defined]
+        page.wait_for_selector("body[data-ready='1']")
+        page.select_option("#explore-family", "truss")
+        for key in ("topology", "relative_density", "U", "V", "R1", "R2"):
+            page.fill(f"#explore-form input[data-key='{key}']", json.dumps(octet[key]))
+        page.click("#explore-run")
+        page.wait_for_function(
+            "(document.getElementById('explore-3d').data || [])[0]?.type === 'mesh3d'"
+        )
+        shown = page.text_content("#explore-status")
+        expected = metainv.homogenize(octet)
+        assert shown.startswith("relative density ") and shown.endswith("; admissible")
+        rho = float(shown.split()[2].rstrip(";"))
+        assert rho == pytest.approx(expected.relative_density, rel=1e-3)
+        C11 = float(page.locator("#explore-C tr").nth(1).locator("td").first.text_content())
+        assert C11 == pytest.approx(expected.C[0, 0], rel=1e-2)
+        page.wait_for_function(
+            "(document.getElementById('explore-surface').data || [])[0]?.type === 'surface'"
+        )
+        # a bad entry: the library's one-line message
+        page.fill("#explore-form input[data-key='relative_density']", "-1")
+        page.click("#explore-run")
+        page.wait_for_function(
+            "document.getElementById('explore-status').textContent.startsWith('error:')"
+        )
+        assert "relative_density" in page.text_content("#explore-status")
+        browser.close()
 
 
 def small_design_params() -> dict:

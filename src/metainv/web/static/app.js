@@ -270,6 +270,9 @@ function openJob(id) {
   $("job-results").hidden = true;
   $("job-grade-result").hidden = true;
   $("job-error").textContent = "";
+  $("job-progress").value = 0;
+  $("job-percent").textContent = "0 %";
+  $("job-status").textContent = "";
   ["view-3d", "overlay-3d", "overlay-sections"].forEach((p) => { if (window.Plotly) Plotly.purge(p); });
   jobEvents = new EventSource(`/api/jobs/${id}/events`);
   jobEvents.onmessage = (event) => showJobState(JSON.parse(event.data));
@@ -306,6 +309,7 @@ function showResults(job) {
   if (job.id !== currentJob) return;
   const elapsed = job.finished && job.started ? (job.finished - job.started).toFixed(1) + " s" : "-";
   const files = (name) => job.files.includes(name) ? `/api/jobs/${job.id}/files/${name}` : null;
+  $("overlay-panel").hidden = job.kind === "grade";
   if (job.kind === "grade") {
     $("job-grade-result").hidden = false;
     const s = job.summary || {};
