@@ -378,3 +378,36 @@ def test_concurrent_admissibility_and_homogenize_requests(server: subprocess.Pop
         assert all(np.array_equal(np.array(answer["C"]), C) for _, answer in answers[20:])
         memory.append(rss_mib(server.pid))
     assert memory[1] - memory[0] < 100  # MiB: a second burst does not grow the server
+
+
+def test_serve_refuses_bad_options_and_warns_for_other_hosts(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from metainv.cli import app
+    from metainv.cli._serve import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    runner = CliRunner()
+    afile = tmp_path / "jobs"
+    afile.write_text("not a folder")
+    result = runner.invoke(app, ["serve", "--jobs", str(afile)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: --jobs {afile} is a file, expected a folder"
+    result = runner.invoke(app, ["serve", "--port", "70000"])
+    assert result.exit_code == 2 and "--port must lie in 1..65535" in result.output
+    # another host: the warning comes before the server starts (here it cannot bind)
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", port))
+        taken.listen()
+        command = [sys.executable, "-c", "from metainv.cli import main; main()", "serve"]
+        command += ["--host", "0.0.0.0", "--port", str(port), "--jobs", str(tmp_path / "j")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("warning: listening on 0.0.0.0, not on this machine only")
+    assert (
+        lines[1] == f"error: cannot listen on 0.0.0.0:{port}: address already in use; stop "
+        "the other server or pick another --port"
+    )
+    assert done.returncode == 2 and len(lines) == 2
