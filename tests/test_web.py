@@ -297,6 +297,16 @@ def test_jobs_survive_restart_crash_cancel_and_time_limit(tmp_path: Path) -> Non
         queued = second.submit("design", small_design_params())
         assert second.cancel(queued)["status"] == CANCELLED
         assert wait_final(second, queued)["status"] == CANCELLED
+        # cancel a running job: its process is stopped, the record says cancelled
+        big = {**small_design_params(), "options": {"samples": 200_000, "top": 3}}
+        running = second.submit("design", big)
+        deadline = time.monotonic() + 120
+        while second.state(running)["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert second.cancel(running)["status"] == CANCELLED
+        time.sleep(1.0)
+        assert second.state(running)["status"] == CANCELLED
+        assert not (tmp_path / running / "result" / "designs.json").exists()
     finally:
         second.stop()
 
