@@ -421,3 +421,24 @@ def test_serve_refuses_bad_options_and_warns_for_other_hosts(tmp_path: Path) -> 
         "the other server or pick another --port"
     )
     assert done.returncode == 2 and len(lines) == 2
+
+
+def test_read_target_text_equals_reading_the_file(tmp_path: Path) -> None:
+    from metainv.targets import read_target
+
+    text = (ROOT / "src/metainv/data/targets/bone3.json").read_text()
+    from_text = read_target_text(text, name="bone3.json", unit="MPa", base_modulus="193GPa")
+    path = tmp_path / "bone3.json"
+    path.write_text(text)
+    from_file = read_target(path, unit="MPa", base_modulus="193GPa")
+    np.testing.assert_array_equal(from_text.stiffness, from_file.stiffness)
+    assert from_text.name == from_file.name == "bone3"
+    assert from_text.base_modulus_pa == from_file.base_modulus_pa == 193e9
+    csv = tmp_path / "t.csv"
+    csv.write_text(bone3_grid_text().replace("0.573", "zz"))
+    with pytest.raises(metainv.TargetError) as from_csv_file:
+        read_target(csv, unit="GPa", base_modulus="114GPa")
+    with pytest.raises(metainv.TargetError) as from_csv_text:
+        read_target_text(csv.read_text(), name=str(csv), unit="GPa", base_modulus="114GPa")
+    assert str(from_csv_text.value) == str(from_csv_file.value)
+    assert "row 1, column 1: 'zz' is not a number" in str(from_csv_text.value)
