@@ -91,6 +91,7 @@ def bone3_grid_text() -> str:
     return "\n".join(", ".join(str(v) for v in row) for row in document["C"]) + "\n"
 
 
+@pytest.mark.slow
 def test_design_studio_in_the_browser(server: subprocess.Popen, tmp_path: Path) -> None:
     url = server.url  # type: ignore[attr-defined]
     playwright_api = pytest.importorskip("playwright.sync_api")
@@ -200,6 +201,21 @@ def test_design_studio_in_the_browser(server: subprocess.Popen, tmp_path: Path) 
         assert "not symmetric: C12 != C21" in expected
         assert page.text_content("#target-status") == expected
         page.screenshot(path=shots / "05_error.png")
+
+        # an uploaded CSV target (parsed by the library), then one over the size limit
+        upload = tmp_path / "femur.csv"
+        upload.write_text("# measured, GPa\n" + bone3_grid_text())
+        page.set_input_files("#upload", str(upload))
+        page.wait_for_function(
+            "document.getElementById('target-status').textContent === 'femur: admissible'"
+        )
+        assert page.input_value("#c-2-2") == "1.26"
+        huge = tmp_path / "huge.csv"
+        huge.write_text("0 " * 200_000)
+        page.set_input_files("#upload", str(huge))
+        page.wait_for_function(
+            "document.getElementById('target-status').textContent.includes('upload too large')"
+        )
         browser.close()
 
     for name in ("01_page", "02_target", "03_results", "04_view", "05_error", "06_grade"):
@@ -207,10 +223,15 @@ def test_design_studio_in_the_browser(server: subprocess.Popen, tmp_path: Path) 
         assert (shots / name).stat().st_size > 10_000
     readme_images = os.environ.get("METAINV_WEB_SCREENSHOTS")
     if readme_images:
-        for shot, name in README_SHOTS.items():
-            shutil.copyfile(shots / shot, Path(readme_images) / name)
+        from PIL import Image
+
+        for shot, name in README_SHOTS.items():  # 256-colour PNGs: small files for the README
+            with Image.open(shots / shot) as image:
+                small = image.convert("RGB").quantize(colors=256)
+                small.save(Path(readme_images) / name, optimize=True)
 
 
+@pytest.mark.slow
 def test_explore_page_homogenizes_an_edited_design(server: subprocess.Popen) -> None:
     playwright_api = pytest.importorskip("playwright.sync_api")
     executable = chromium_path()
@@ -271,6 +292,7 @@ def wait_final(manager: JobManager, job_id: str, seconds: float = 120) -> dict:
     raise AssertionError(f"job {job_id} did not finish within {seconds} s: {state}")
 
 
+@pytest.mark.slow
 def test_jobs_survive_restart_crash_cancel_and_time_limit(tmp_path: Path) -> None:
     # jobs left queued when the server stops are queued again and run at the next start
     first = JobManager(tmp_path, workers=1, max_queued=2)
