@@ -271,6 +271,19 @@ def test_explore_page_homogenizes_an_edited_design(server: subprocess.Popen) -> 
             "document.getElementById('explore-status').textContent.startsWith('error:')"
         )
         assert "relative_density" in page.text_content("#explore-status")
+
+        # 21 pasted numbers (upper triangle, row major) fill the target grid
+        document = json.loads((ROOT / "src/metainv/data/targets/bone3.json").read_text())
+        upper = [document["C"][i][j] for i in range(6) for j in range(i, 6)]
+        page.goto(server.url + "/#target")  # type: ignore[attr-defined]
+        page.wait_for_selector("body[data-ready='1']")
+        page.click("#page-target summary")
+        page.fill("#paste", " ".join(str(v) for v in upper))
+        page.click("#use-paste")
+        page.wait_for_function(
+            "document.getElementById('target-status').textContent === 'pasted: admissible'"
+        )
+        assert page.input_value("#c-5-4") == "0.052" and page.input_value("#c-4-5") == "0.052"
         browser.close()
 
 
