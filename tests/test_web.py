@@ -393,6 +393,22 @@ def test_api_refuses_bad_input_without_traces(server: subprocess.Popen) -> None:
     status, answer = request(url + "/api/jobs/design", option)
     assert answer == {"error": "--cells does not apply to the truss family"}
     octet = json.loads((ROOT / "examples/designs/octet.json").read_text())
+    status, answer = request(url + "/api/homogenize", {"design": octet, "cells": [50, 50, 50]})
+    assert status == 400 and answer["error"] == "cells must be 3 whole numbers from 1 to 3"
+    # a page of another site can send text/plain without asking: refused
+    plain = urllib.request.Request(
+        url + "/api/jobs/design", data=b"{}", headers={"content-type": "text/plain"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(plain, timeout=60)
+    assert json.loads(refused.value.read()) == {
+        "error": "send the request as application/json, not text/plain"
+    }
+    # a foreign Host header (DNS rebinding) is refused by a server bound to 127.0.0.1
+    rebound = urllib.request.Request(url + "/api/info", headers={"host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as foreign:
+        urllib.request.urlopen(rebound, timeout=60)
+    assert foreign.value.code == 400
     status, answer = request(url + "/api/homogenize", {"design": octet})
     np.testing.assert_allclose(answer["C"], metainv.homogenize(octet).C.tolist())
     assert answer["report"]["admissible"] and len(answer["surface"]["x"]) == 31

@@ -66,7 +66,7 @@ def serve_command(
         raise fail(f"--jobs {jobs} is a file, expected a folder")
     import uvicorn
 
-    from metainv.web.app import create_app
+    from metainv.web.app import LOCAL_HOSTS, create_app
 
     if not is_loopback(host):
         typer.echo(
@@ -76,7 +76,13 @@ def serve_command(
         )
     check_can_listen(host, port)
     jobs.mkdir(parents=True, exist_ok=True)  # an uncreatable folder: one line, before serving
-    web = create_app(jobs, workers=workers, max_queued=queue, time_limit=time_limit)
+    web = create_app(
+        jobs,
+        workers=workers,
+        max_queued=queue,
+        time_limit=time_limit,
+        allowed_hosts=LOCAL_HOSTS if is_loopback(host) else None,
+    )
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"metainv serve: http://{shown}:{port}/ (jobs in {jobs}); Ctrl-C stops", err=True)
     uvicorn.run(web, host=host, port=port, log_level="warning")

@@ -14,7 +14,7 @@ import base64
 import json
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -45,6 +47,10 @@ from metainv.web.jobs import DONE, FINAL, RESULT_FOLDER, JobManager
 
 #: Largest request body (an uploaded target, a design) in bytes.
 MAX_BODY = 256 * 1024
+#: Largest block (cells per direction) the explore page meshes.
+MAX_CELLS = 3
+#: Host names the app answers to when it listens on this machine only (DNS rebinding guard).
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 #: Requests computing at the same time (admissibility, surfaces, homogenization): bounds memory.
 COMPUTE_SLOTS = 4
 #: Seconds between two progress events of a job's event stream.
@@ -68,7 +74,11 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 
 
 async def _body(request: Request) -> Any:
-    """The JSON body of a request, refused above :data:`MAX_BODY` bytes."""
+    """The JSON body of a request, refused above :data:`MAX_BODY` bytes or when not sent as
+    ``application/json`` (which a page of another site cannot send without the app's consent)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise MetainvError(f"send the request as application/json, not {kind or 'no type'}")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         raise MetainvError(f"upload too large: {int(declared)} bytes, at most {MAX_BODY} bytes")
@@ -142,8 +152,10 @@ def create_app(
     workers: int = 1,
     max_queued: int = 8,
     time_limit: float = 600.0,
+    allowed_hosts: Sequence[str] | None = LOCAL_HOSTS,
 ) -> Starlette:
-    """The web app, its jobs kept under the folder ``jobs``."""
+    """The web app, its jobs kept under the folder ``jobs``; ``allowed_hosts``: the names it
+    answers to (``Host`` header; None: any, for a server listening on other hosts)."""
     manager = JobManager(Path(jobs), workers=workers, max_queued=max_queued, time_limit=time_limit)
     slots = threading.BoundedSemaphore(COMPUTE_SLOTS)
 
@@ -232,6 +244,12 @@ def create_app(
         if not isinstance(design, dict):
             raise MetainvError("'design' must be a design object with its 'family'")
         cells = body.get("cells", [1, 1, 1])
+        if (
+            not isinstance(cells, list)
+            or len(cells) != 3
+            or not all(isinstance(n, int) and 1 <= n <= MAX_CELLS for n in cells)
+        ):
+            raise MetainvError(f"cells must be 3 whole numbers from 1 to {MAX_CELLS}")
 
         def work() -> dict[str, Any]:
             result = metainv.homogenize(design)
@@ -252,8 +270,9 @@ def create_app(
     async def surface_of(request: Request) -> Response:
         body = await _body(request)
         C = np.asarray(body.get("C"), dtype=float)
-        if C.shape != (6, 6):
-            raise MetainvError(f"a stiffness must be a 6x6 matrix, got shape {C.shape}")
+        report = metainv.check_stiffness(C)
+        if not report.admissible:
+            raise MetainvError("not admissible: " + "; ".join(report.failures))
         return JSONResponse(await run_in_threadpool(computed(lambda: surfaces(C))))
 
     @_endpoint
@@ -280,7 +299,7 @@ def create_app(
         body = await _body(request)
         source = manager.folder(str(body.get("job", "")))
         designs = source / RESULT_FOLDER / "designs.json"
-        if not designs.is_file():
+        if manager.state(source.name)["status"] != DONE or not designs.is_file():
             raise MetainvError("grading needs a finished design job")
         picks = [int(k) for k in body.get("candidates") or []]
         if len(picks) < 2:
@@ -383,7 +402,15 @@ def create_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         return _error(f"no such page or endpoint: {request.url.path}", status=404)
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+    middleware = []
+    if allowed_hosts is not None:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={404: not_found},
+    )
     app.state.jobs = manager
     return app
 
