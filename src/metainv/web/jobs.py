@@ -178,7 +178,8 @@ class JobManager:
         if kind not in KINDS:
             raise MetainvError(f"unknown job kind {kind!r}; expected one of {', '.join(KINDS)}")
         with self._lock:
-            if len(self._queue) >= self.max_queued:
+            idle_workers = max(0, self.workers - len(self._running))
+            if len(self._queue) >= self.max_queued + idle_workers:
                 raise MetainvError(
                     f"the job queue is full ({self.max_queued} waiting); wait for a job to "
                     "finish or cancel one"
