@@ -336,10 +336,11 @@ function showResults(job) {
   $("candidates").innerHTML = html;
   $("candidates").querySelectorAll(".view-3d").forEach((b) => b.addEventListener("click", () => {
     const c = doc.candidates[b.dataset.k - 1];
-    viewStl(files(c.stl), `candidate ${b.dataset.k}`);
+    viewStl(files(c.stl), `candidate ${b.dataset.k}`).catch((error) => { $("job-error").textContent = "error: " + error.message; });
   }));
-  $("candidates").querySelectorAll(".view-surface").forEach((b) => b.addEventListener("click", () => overlay(doc, b.dataset.k)));
-  overlay(doc, 1);
+  const shown = (promise) => promise.catch((error) => { $("job-error").textContent = "error: " + error.message; });
+  $("candidates").querySelectorAll(".view-surface").forEach((b) => b.addEventListener("click", () => shown(overlay(doc, b.dataset.k))));
+  shown(overlay(doc, 1));
 }
 
 async function overlay(doc, k) {
