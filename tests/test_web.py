@@ -109,10 +109,10 @@ def test_design_studio_in_the_browser(server: subprocess.Popen, tmp_path: Path) 
         page.set_default_timeout(PAGE_WAIT)
         page.goto(url + "/")
         page.wait_for_selector("body[data-ready='1']")
-        paint = page.evaluate(
-            "performance.getEntriesByType('paint').map(e => [e.name, e.startTime])"
+        # the page paints (its time is measured by benchmarks/web.py, not asserted here)
+        page.wait_for_function(
+            "performance.getEntriesByName('first-contentful-paint').length === 1"
         )
-        assert any(name == "first-contentful-paint" for name, _ in paint), paint
         page.screenshot(path=shots / "01_page.png")
 
         # target: bone3 in GPa, Ti-6Al-4V
