@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/metainv demo --out demo-output
 
-test: $(STAMP)
+# The browser test (tests/test_web.py) drives the system Chromium (Debian package `chromium`)
+# with Playwright; install it when missing (as root, else with sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -26,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/homogenize.py
+	$(PY) benchmarks/web.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

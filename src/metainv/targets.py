@@ -124,6 +124,17 @@ def parse_modulus(text: float | str, what: str = "base modulus") -> tuple[float,
     return value, unit
 
 
+#: Common base materials of printed lattices and their Young's moduli (as written, with unit):
+#: annealed/as-built typical values from the materials' data sheets (Ti-6Al-4V: ASTM F136,
+#: 316L: ASTM F138, CoCr: ASTM F75, PA12: laser-sintered, AlSi10Mg: laser powder bed fusion).
+BASE_MATERIALS: dict[str, str] = {
+    "Ti-6Al-4V": "114GPa",
+    "316L": "193GPa",
+    "CoCr": "210GPa",
+    "AlSi10Mg": "70GPa",
+    "PA12": "1.7GPa",
+}
+
 #: No solid is stiffer than about 1.2 TPa (diamond); a larger modulus is a unit slip.
 MAX_MODULUS_PA = 1e13
 
@@ -180,6 +191,27 @@ def read_target(
 ) -> Target:
     """Like :func:`load_target` but also returns the unit, base modulus and description."""
     name, text, is_builtin = _read_source(source)
+    return _target_from_text(name, text, is_builtin, unit, base_modulus)
+
+
+def read_target_text(
+    text: str,
+    name: str = "target",
+    unit: str | None = None,
+    base_modulus: float | str | None = None,
+) -> Target:
+    """Like :func:`read_target` for the contents of a file (JSON, CSV or text) given as
+    ``text``; ``name`` stands for the file in messages (``name.json`` is read as JSON)."""
+    return _target_from_text(name, text.lstrip("\ufeff"), False, unit, base_modulus)
+
+
+def _target_from_text(
+    name: str,
+    text: str,
+    is_builtin: bool,
+    unit: str | None,
+    base_modulus: float | str | None,
+) -> Target:
     if _looks_like_json(name, text):
         values, metadata = _parse_json(name, text)
     else:

@@ -7,16 +7,16 @@
 
 from __future__ import annotations
 
-import errno
 import functools
-import json
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
 
-from metainv.errors import MetainvError
+from metainv.errors import describe, one_line
+
+__all__ = ["EXIT_BAD_INPUT", "describe", "fail", "handle_errors", "one_line", "set_debug"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,66 +40,6 @@ def fail(message: str) -> typer.Exit:
     """Write ``error: message`` to stderr and return the exit to raise (code 2)."""
     typer.echo(f"error: {one_line(message)}", err=True)
     return typer.Exit(code=EXIT_BAD_INPUT)
-
-
-def one_line(message: str) -> str:
-    """``message`` with its lines joined (an error is one line on stderr)."""
-    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
-
-
-def _oserror(error: OSError) -> str:
-    name = error.filename if error.filename is not None else "(file not named)"
-    if error.errno == errno.ENOSPC:
-        return f"no space left on the device while writing {name}; free space and rerun"
-    if error.errno == errno.EDQUOT:
-        return f"disk quota exceeded while writing {name}"
-    if isinstance(error, FileNotFoundError):
-        return f"file not found: {name}"
-    if isinstance(error, IsADirectoryError):
-        return f"{name} is a folder, expected a file"
-    if isinstance(error, NotADirectoryError):
-        return f"{name}: a part of the path is a file, expected a folder"
-    if isinstance(error, PermissionError):
-        return f"permission denied: {name}"
-    reason = error.strerror or str(error) or type(error).__name__
-    return f"cannot read or write {name}: {reason}"
-
-
-def describe(error: BaseException) -> str:
-    """One line describing ``error`` for the user (the message after ``error:``)."""
-    kind = type(error).__name__
-    module = type(error).__module__ or ""
-    if isinstance(error, MetainvError):
-        return one_line(str(error))
-    if isinstance(error, json.JSONDecodeError):
-        return f"invalid JSON ({error.msg} at line {error.lineno})"
-    if isinstance(error, UnicodeDecodeError):
-        return (
-            f"input is not UTF-8 text (byte 0x{error.object[error.start]:02x} at position "
-            f"{error.start}); save the file as UTF-8"
-        )
-    if isinstance(error, UnicodeError):
-        return f"text encoding error: {one_line(str(error))}"
-    if isinstance(error, OSError):
-        return _oserror(error)
-    if isinstance(error, RecursionError):
-        return "input nested too deeply (recursion limit reached)"
-    if isinstance(error, MemoryError):
-        return (
-            "out of memory; lower --resolution/--nel/--segments/--samples "
-            "(see --max-memory for the estimate)"
-        )
-    if kind == "SafetensorError" or module.startswith("safetensors"):
-        return f"corrupt or truncated weights file (safetensors: {one_line(str(error))})"
-    if kind == "UnpicklingError":
-        return f"corrupt or foreign checkpoint ({one_line(str(error))})"
-    if isinstance(error, OverflowError):
-        return f"number out of range ({one_line(str(error))})"
-    if isinstance(error, ValueError) and "digits" in str(error) and "int" in str(error):
-        return "a number has too many digits"
-    text = one_line(str(error))
-    detail = f"{kind}: {text}" if text else kind
-    return f"unexpected {detail} (rerun with --debug for the traceback)"
 
 
 def handle_errors(func: F) -> F:
