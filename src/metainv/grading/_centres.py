@@ -11,6 +11,7 @@ closest to it in ``phi``; centres inside the body are kept, each with its intege
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,12 +69,29 @@ def _newton(field: ProjectionField, targets: np.ndarray, x: np.ndarray) -> tuple
     return x, np.abs(phi - targets).max(axis=1) < 1e-8
 
 
-def find_cell_centres(field: ProjectionField, body: Body) -> CellCentres:
-    """All points ``phi(x) = n + 1/2`` (the isolated minima of tau', SI Eq. 13) in the body."""
+#: Reference-cube points tested for overlap with the body: centre, face centres, corners.
+_PROBES = np.array(
+    [p for p in np.ndindex(3, 3, 3) if sum(c == 1 for c in p) in (3, 2, 0)], dtype=np.float64
+) / 2 - 0.5
+
+
+def find_cell_centres(
+    field: ProjectionField,
+    body: Body,
+    basis: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> CellCentres:
+    """All points ``phi(x) = n + 1/2`` (the isolated minima of tau', SI Eq. 13) whose cell
+    meets the body: with ``basis`` (points (p, 3) -> bases (p, 3, 3)) a cell is kept when its
+    centre, a face centre or a corner (``x + A(x) (X - 1/2)``) lies in the body (the lattice is
+    then clipped to the body); without it, when its centre does."""
     labels, start = _seeds(field)
     positions, converged = _newton(field, labels + 0.5, start)
     if not converged.all():
         logger.warning("%d cell centres did not converge and are skipped", int((~converged).sum()))
-    keep = converged & body.contains(positions)
+    if basis is None:
+        keep = converged & body.contains(positions)
+    else:
+        probes = positions[:, None, :] + np.einsum("cij,sj->csi", basis(positions), _PROBES)
+        keep = converged & body.contains(probes.reshape(-1, 3)).reshape(len(positions), -1).any(1)
     logger.info("cell centres: %d in the body (of %d candidates)", int(keep.sum()), len(keep))
     return CellCentres(positions=positions[keep], indices=labels[keep])
