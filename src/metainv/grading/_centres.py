@@ -70,9 +70,13 @@ def _newton(field: ProjectionField, targets: np.ndarray, x: np.ndarray) -> tuple
 
 
 #: Reference-cube points tested for overlap with the body: centre, face centres, corners.
-_PROBES = np.array(
-    [p for p in np.ndindex(3, 3, 3) if sum(c == 1 for c in p) in (3, 2, 0)], dtype=np.float64
-) / 2 - 0.5
+_PROBES = (
+    np.array(
+        [p for p in np.ndindex(3, 3, 3) if sum(c == 1 for c in p) in (3, 2, 0)], dtype=np.float64
+    )
+    / 2
+    - 0.5
+)
 
 
 def find_cell_centres(

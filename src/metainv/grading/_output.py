@@ -26,7 +26,7 @@ from metainv.grading._gates import QualityGate, enforce_gates, quality_gates
 from metainv.grading._lattice import GradedLattice, graded_lattice
 from metainv.grading._local import LocalCheck, local_check
 from metainv.grading._problem import GradingProblem
-from metainv.mesh import is_watertight_stl, strut_mesh
+from metainv.mesh import count_bodies, is_watertight_stl, strut_mesh
 from metainv.mesh import write_stl as write_mesh
 from metainv.truss.design import design_to_dict
 
@@ -131,7 +131,7 @@ def write_stl(
         "triangles": len(mesh.faces),
         "volume": float(mesh.volume),
         "watertight": is_watertight_stl(mesh),
-        "bodies": int(mesh.body_count),
+        "bodies": count_bodies(mesh),
         "bounds": mesh.bounds.tolist(),
     }
 
