@@ -79,6 +79,9 @@ _PROBES = (
 )
 
 
+_SHRINK = 1e-4
+
+
 def find_cell_centres(
     field: ProjectionField,
     body: Body,
@@ -95,7 +98,8 @@ def find_cell_centres(
     if basis is None:
         keep = converged & body.contains(positions)
     else:
-        probes = positions[:, None, :] + np.einsum("cij,sj->csi", basis(positions), _PROBES)
+        shrunk = _PROBES * (1.0 - _SHRINK)  # a cell that only touches the body is left out
+        probes = positions[:, None, :] + np.einsum("cij,sj->csi", basis(positions), shrunk)
         keep = converged & body.contains(probes.reshape(-1, 3)).reshape(len(positions), -1).any(1)
     logger.info("cell centres: %d in the body (of %d candidates)", int(keep.sum()), len(keep))
     return CellCentres(positions=positions[keep], indices=labels[keep])

@@ -197,6 +197,8 @@ def _cell_struts(
 
 
 _BISECTION_STEPS = 60
+#: Cut struts shorter than this fraction of their strut are dropped (they only touch the body).
+_MIN_CUT = 1e-6
 
 
 def _crossings(body: Body, inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
@@ -228,7 +230,9 @@ def _clip(
     t = np.linalg.norm(points - nodes[start], axis=1) / np.linalg.norm(
         nodes[stop] - nodes[start], axis=1
     )
-    coordinates = lattice[start] + t[:, None] * (lattice[stop] - lattice[start])
+    stub = t > _MIN_CUT  # a strut leaving the body at its inside end is dropped, not cut
+    cut, start, points, t = cut[stub], start[stub], points[stub], t[stub]
+    coordinates = lattice[start] + t[:, None] * (lattice[stop[stub]] - lattice[start])
     new = len(nodes) + np.arange(len(cut))
     clipped = np.concatenate([struts[whole], np.sort(np.stack([start, new], 1), axis=1)])
     source = np.concatenate([np.flatnonzero(whole), cut])

@@ -57,12 +57,20 @@ def box_function(axes: Sequence[np.ndarray], lengths: Sequence[float]) -> np.nda
 
 def shells(mesh: trimesh.Trimesh) -> tuple[list[trimesh.Trimesh], list[trimesh.Trimesh]]:
     """The closed shells of ``mesh`` (outward normals) as ``(bodies, cavities)``: a shell of
-    positive signed volume bounds a solid body, one of negative volume an enclosed cavity."""
+    positive signed volume bounds a solid body, one of negative volume inside a body's bounding
+    box an enclosed cavity (any other shell is a body wound inside out, returned inverted)."""
     parts = mesh.split(only_watertight=False)
     if len(parts) == 0:
         parts = [mesh]
     bodies = [part for part in parts if part.volume > 0]
-    cavities = [part for part in parts if part.volume <= 0]
+    cavities = []
+    for part in (part for part in parts if part.volume <= 0):
+        low, high = part.bounds
+        if any(np.all(low >= b.bounds[0]) and np.all(high <= b.bounds[1]) for b in bodies):
+            cavities.append(part)
+        else:  # a loose shell wound inside out is a body, not a cavity
+            part.invert()
+            bodies.append(part)
     return bodies, cavities
 
 
