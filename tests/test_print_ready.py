@@ -169,3 +169,26 @@ def test_topopt_gyroid_part_is_one_body(tmp_path):
     mesh = trimesh.load(out / "part.stl")
     assert part["bodies"] == 1 == count_bodies(mesh) and part["watertight"]
     assert part["removed_volume_fraction"] < 0.05
+
+
+def test_every_exported_part_is_one_watertight_body(tmp_path):
+    import metainv
+    from metainv.spinodoid.graded import grade_spinodoid
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "designs"
+    for name, options in (
+        ("compound.json", {"segments": 6}),
+        ("gyroid_sheet.json", {"resolution": 16}),
+        ("spinodoid_isotropic.json", {"resolution": 24}),
+    ):
+        path = metainv.export(examples / name, tmp_path / f"{name}.stl", **options)
+        mesh = trimesh.load(path)
+        assert mesh.is_watertight and count_bodies(mesh) == 1, name
+    SP = {"family": "spinodoid", "theta": [0, 0, 90], "kind": "solid"}  # noqa: N806
+    controls = [
+        {"position": [0, 0.5, 0.5], "design": SP | {"relative_density": 0.4}},
+        {"position": [2, 0.5, 0.5], "design": SP | {"relative_density": 0.6, "theta": [90, 0, 0]}},
+    ]
+    summary = grade_spinodoid(controls, (2, 1, 1), 0.5, tmp_path / "sp", resolution=16)
+    mesh = trimesh.load(tmp_path / "sp" / "graded.stl")
+    assert mesh.is_watertight and count_bodies(mesh) == 1 == summary["stl"]["bodies"]

@@ -56,11 +56,13 @@ MAX_LENGTH_RATIO = 1.5
 #: Largest ratio of the thickest to the thinnest strut diameter.
 MAX_DIAMETER_RATIO = 25.0
 
+_SPACING = (
+    "use a smaller --zeta (a wider transition), control points farther apart, or closer designs"
+)
 _ADVICE = {
     "local_nmse": "choose closer designs or a smaller --zeta (a wider transition)",
-    "merge_cells": "use a smaller --zeta (a wider transition), control points farther apart, "
-    "or closer designs",
-    "length_ratio": "use a smaller --zeta, control points farther apart, or closer designs",
+    "merge_cells": _SPACING,
+    "length_ratio": _SPACING,
     "diameter_ratio": "choose designs of closer relative density or topology",
 }
 
