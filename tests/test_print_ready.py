@@ -184,7 +184,7 @@ def test_every_exported_part_is_one_watertight_body(tmp_path):
         path = metainv.export(examples / name, tmp_path / f"{name}.stl", **options)
         mesh = trimesh.load(path)
         assert mesh.is_watertight and count_bodies(mesh) == 1, name
-    SP = {"family": "spinodoid", "theta": [0, 0, 90], "kind": "solid"}  # noqa: N806
+    SP = {"family": "spinodoid", "theta": [0, 0, 90], "kind": "solid"}
     controls = [
         {"position": [0, 0.5, 0.5], "design": SP | {"relative_density": 0.4}},
         {"position": [2, 0.5, 0.5], "design": SP | {"relative_density": 0.6, "theta": [90, 0, 0]}},
