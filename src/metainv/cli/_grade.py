@@ -90,6 +90,11 @@ def grade_command(
         None, "--elements-per-cell", help="FE resolution of the projection functions (4)."
     ),
     segments: int | None = typer.Option(None, "--segments", help="Polygon sides per strut (8)."),
+    min_relative_diameter: float | None = typer.Option(
+        None,
+        "--min-relative-diameter",
+        help="Drop struts thinner than this fraction of their full diameter (0.05).",
+    ),
     stl: bool | None = typer.Option(None, "--stl/--no-stl", help="Write the STL (default on)."),
     check: bool | None = typer.Option(
         None, "--check/--no-check", help="Local stiffness check along the grading (default on)."
@@ -113,6 +118,7 @@ def grade_command(
     if (box is None) == (body is None):
         raise fail("give the body as either --box LX LY LZ or --body SURFACE.stl")
     given = {"elements_per_cell": elements_per_cell, "segments": segments}
+    given["min_relative_diameter"] = min_relative_diameter
     given |= {"stl": stl, "check": check, "match_bases": match_bases}
     given["ignore_gates"] = True if ignore_gates else None
     controls = _controls(control, designs)

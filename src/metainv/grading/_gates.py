@@ -63,7 +63,8 @@ _ADVICE = {
     "local_nmse": "choose closer designs or a smaller --zeta (a wider transition)",
     "merge_cells": _SPACING,
     "length_ratio": _SPACING,
-    "diameter_ratio": "choose designs of closer relative density or topology",
+    "diameter_ratio": "raise --min-relative-diameter (drop fading struts earlier) or choose "
+    "designs of closer relative density or topology",
 }
 
 

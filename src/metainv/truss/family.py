@@ -228,7 +228,15 @@ def summarize_truss(candidate: Candidate) -> dict[str, str]:
 
 
 _GRADE_OPTIONS = frozenset(
-    {"elements_per_cell", "segments", "stl", "check", "ignore_gates", "match_bases"}
+    {
+        "elements_per_cell",
+        "segments",
+        "stl",
+        "check",
+        "ignore_gates",
+        "match_bases",
+        "min_relative_diameter",
+    }
 )
 
 
