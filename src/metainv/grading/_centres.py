@@ -5,7 +5,8 @@ The relaxed lattice function :math:`\tau'(x) = \frac18 \prod_i [1 + \cos(2\pi\mu
 ``phi_i in Z + 1/2``; its isolated minima, where the three planes meet, are the points
 ``phi(x) = n + 1/2`` with ``n`` in ``Z^3``: the centres of the cells spanned by the lattice points
 ``n .. n + 1``. Each is found by Newton's method on the finite-element ``phi`` from the grid node
-closest to it in ``phi``; centres inside the body are kept, each with its integer label ``n``.
+closest to it in ``phi``; the cells that meet the body are kept, each with its integer label
+``n``.
 """
 
 from __future__ import annotations
