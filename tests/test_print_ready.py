@@ -26,6 +26,8 @@ from metainv.mesh import count_bodies, fill_cavities, largest_body, levelset_mes
 from metainv.spinodoid.design import SpinodoidDesign
 from metainv.spinodoid.export import SOLID_FRACTION_TOL, spinodoid_mesh
 from metainv.tensors import rotation_from_angle_axis
+from metainv.topopt.materials import get_law
+from metainv.topopt.parts import PartOptions, dehomogenize
 from metainv.truss.design import TrussDesign, design_to_dict
 
 runner = CliRunner()
@@ -171,6 +173,9 @@ def test_topopt_gyroid_part_is_one_body(tmp_path):
     mesh = trimesh.load(out / "part.stl")
     assert part["bodies"] == 1 == count_bodies(mesh) and part["watertight"]
     assert part["removed_volume_fraction"] < 0.05
+    density = np.load(out / "density.npy")
+    every = dehomogenize(density, get_law("gyroid").metadata, PartOptions(keep_islands=True))
+    assert count_bodies(every) == part["islands_removed"] + 1
 
 
 def test_every_exported_part_is_one_watertight_body(tmp_path):

@@ -86,6 +86,7 @@ def tpms_part(density: np.ndarray, metadata: dict, options: PartOptions) -> trim
         variant=metadata.get("variant", "sheet"),
         period=options.period,
         voxels_per_element=options.voxels_per_element,
+        keep_largest=not options.keep_islands,
     )
 
 
@@ -171,7 +172,9 @@ def spinodoid_part(density: np.ndarray, metadata: dict, options: PartOptions) ->
         options.voxels_per_element,
         options.seed,
     )
-    return field_mesh(field, density.shape, options.voxels_per_element, keep_largest=True)
+    return field_mesh(
+        field, density.shape, options.voxels_per_element, keep_largest=not options.keep_islands
+    )
 
 
 #: ``metadata["part"]`` of a law -> its part builder.

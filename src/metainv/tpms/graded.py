@@ -75,10 +75,12 @@ def graded_mesh(
     variant: str = "sheet",
     period: float = 2.0,
     voxels_per_element: int = 6,
+    keep_largest: bool = True,
 ) -> trimesh.Trimesh:
-    """Closed triangle mesh of the graded lattice (element units; see :func:`graded_field`)."""
+    """Closed triangle mesh of the graded lattice (element units; see :func:`graded_field`);
+    ``keep_largest`` (default) keeps only its largest body (:func:`field_mesh`)."""
     field = graded_field(density, surface, variant, period, voxels_per_element)
-    mesh = field_mesh(field, np.shape(density), voxels_per_element)
+    mesh = field_mesh(field, np.shape(density), voxels_per_element, keep_largest)
     logger.info(
         "graded %s %s: %d triangles, watertight=%s",
         variant,
