@@ -79,7 +79,9 @@ def run(name: str, repeats: int, segments: int, stl: bool) -> dict:
     record: dict = {"example": name}
     record["superpose_s"], cell = best_of(lambda: superposed_cell(problem.designs), repeats)
     record["fe_s"], field = best_of(lambda: solve_projection_functions(problem), repeats)
-    record["centres_s"], centres = best_of(lambda: find_cell_centres(field, problem.body), repeats)
+    record["centres_s"], centres = best_of(
+        lambda: find_cell_centres(field, problem.body, problem.basis), repeats
+    )
     record["assemble_s"], lattice = best_of(
         lambda: assemble_lattice(problem, cell, centres), repeats
     )

@@ -23,6 +23,8 @@ from metainv.grading import (
     graded_mesh,
     load_control_design,
     local_cell,
+    local_check,
+    quality_gates,
     rbf_weights,
     solve_projection_functions,
     stl_body,
@@ -134,7 +136,7 @@ def test_identical_designs_reproduce_the_tessellation():
 
 
 def test_identical_rotated_designs_give_translates_of_the_cell():
-    lattice = graded_lattice(two_point_problem(ROTATED, ROTATED, (5.0, 4.0, 4.0)))
+    lattice = graded_lattice(two_point_problem(ROTATED, ROTATED, (5.0, 4.0, 4.0)), clip=False)
     F = deformation_gradient(ROTATED)
     cell = compound_graph(ROTATED.topology)
     reference = np.linalg.solve(F, lattice.nodes.T).T  # a lattice point at the box corner
@@ -282,9 +284,10 @@ def test_stl_body_restricts_the_cells(tmp_path):
     body = stl_body(path)
     problem = GradingProblem([[1.5, 3.0, 3.0], [4.5, 3.0, 3.0]], [OCTET, OCTET], 0.5, body)
     lattice = graded_lattice(problem)
+    assert np.linalg.norm(lattice.nodes - 3.0, axis=1).max() < 2.5 + 1e-6  # clipped to it
     radius = np.linalg.norm(lattice.centres.positions - 3.0, axis=1)
-    assert radius.max() < 2.5 and len(lattice.centres) > 20
-    assert len(lattice.centres) < 0.7 * 6**3  # far fewer than the bounding box holds
+    assert radius.max() < 2.5 + np.sqrt(3) / 2 and len(lattice.centres) > 20
+    assert len(lattice.centres) < 0.7 * 8**3  # far fewer than the padded bounding box holds
     with pytest.raises(MetainvError, match="outside the body"):
         GradingProblem([[0.2, 0.2, 0.2]], [OCTET], 0.5, body)
 
@@ -306,11 +309,19 @@ def test_bad_input_gets_clear_errors(tmp_path):
         load_control_design(path)
     with pytest.raises(MetainvError, match="positive edge lengths"):
         box_body([10, 0, 4])
+    flipped = design(
+        (2, 2, 2), R2=rotation_from_angle_axis(np.float64(np.pi), np.array([0.0, 0, 1]))
+    )
+    matched = two_point_problem(OCTET, flipped)  # the octet is symmetric under the flip
+    np.testing.assert_allclose(matched.bases[1], matched.bases[0], atol=1e-12)
     with pytest.raises(MetainvError, match="degenerates"):
-        flipped = design(
-            (2, 2, 2), R2=rotation_from_angle_axis(np.float64(np.pi), np.array([0.0, 0, 1]))
+        GradingProblem(
+            [[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]],
+            [OCTET, flipped],
+            0.5,
+            box_body([10.0, 4.0, 4.0]),
+            match_bases=False,
         )
-        two_point_problem(OCTET, flipped)
 
 
 def test_designs_json_gives_the_best_candidate(tmp_path):
@@ -459,7 +470,10 @@ def test_readme_example_regression():
         body=box_body([10.0, 4.0, 4.0]),
     )
     lattice = graded_lattice(problem)
-    assert (len(lattice.centres), lattice.n_nodes, lattice.n_struts) == (40, 561, 2896)
+    assert (len(lattice.centres), lattice.n_nodes, lattice.n_struts) == (107, 1582, 2789)
+    assert lattice.nodes.min() >= 0.0 and np.all(lattice.nodes.max(0) <= [10.0, 4.0, 4.0])
+    gates = quality_gates(problem, lattice, local_check(problem, 7))
+    assert all(g.passed for g in gates), gates
     degree = lattice.degrees
     assert ((degree >= 2) | lattice.boundary).all()
     C = [homogenize(d).C for d in problem.designs]

@@ -52,6 +52,14 @@ def _summary_table(summary: dict[str, Any], out: Path, elapsed: float) -> Table:
         table.add_row("STL watertight", "yes" if summary["stl"]["watertight"] else "NO")
     if "local_check" in summary:
         table.add_row("local check max NMSE", f"{summary['local_check']['max_nmse']:.3g}")
+    for name, gate in summary.get("gates", {}).items():
+        verdict = "ok" if gate["passed"] else "FAILED"
+        table.add_row(f"gate {name}", f"{gate['value']:.3g} (limit {gate['limit']:g}) {verdict}")
+    if "clipped_struts" in summary:
+        table.add_row(
+            "clipped to the body",
+            f"{summary['clipped_struts']} struts cut, {summary['islands_removed']} islands removed",
+        )
     table.add_row("files", ", ".join(summary.get("files", {}).values()))
     return table
 
@@ -82,9 +90,24 @@ def grade_command(
         None, "--elements-per-cell", help="FE resolution of the projection functions (4)."
     ),
     segments: int | None = typer.Option(None, "--segments", help="Polygon sides per strut (8)."),
+    min_relative_diameter: float | None = typer.Option(
+        None,
+        "--min-relative-diameter",
+        help="Drop struts thinner than this fraction of their full diameter (0.05).",
+    ),
     stl: bool | None = typer.Option(None, "--stl/--no-stl", help="Write the STL (default on)."),
     check: bool | None = typer.Option(
         None, "--check/--no-check", help="Local stiffness check along the grading (default on)."
+    ),
+    ignore_gates: bool = typer.Option(
+        False,
+        "--ignore-gates",
+        help="Experts: write a lattice past its quality gates (recorded in summary.json).",
+    ),
+    match_bases: bool | None = typer.Option(
+        None,
+        "--match-bases/--no-match-bases",
+        help="Blend each control cell in its best-matched equivalent basis (default on).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     force: bool = typer.Option(
@@ -95,7 +118,9 @@ def grade_command(
     if (box is None) == (body is None):
         raise fail("give the body as either --box LX LY LZ or --body SURFACE.stl")
     given = {"elements_per_cell": elements_per_cell, "segments": segments}
-    given |= {"stl": stl, "check": check}
+    given["min_relative_diameter"] = min_relative_diameter
+    given |= {"stl": stl, "check": check, "match_bases": match_bases}
+    given["ignore_gates"] = True if ignore_gates else None
     controls = _controls(control, designs)
     console = Console(stderr=True)
     start = time.perf_counter()

@@ -19,13 +19,24 @@ Typical use::
         zeta=0.5,
         body=box_body([10, 4, 4]),
     )
-    lattice = graded_lattice(problem)        # nodes, struts, diameters
+    lattice = graded_lattice(problem)        # nodes, struts, diameters (clipped to the body)
     check = local_check(problem)             # local FE stiffness vs interpolated target
+    enforce_gates(quality_gates(problem, lattice, check))  # GradingQualityError past a limit
 """
 
 from metainv.grading._body import Body, box_body, stl_body
 from metainv.grading._centres import CellCentres, find_cell_centres
 from metainv.grading._fem import ProjectionField, solve_projection_functions
+from metainv.grading._gates import (
+    MAX_DIAMETER_RATIO,
+    MAX_LENGTH_RATIO,
+    MAX_LOCAL_NMSE,
+    MAX_MERGE_CELLS,
+    GradingQualityError,
+    QualityGate,
+    enforce_gates,
+    quality_gates,
+)
 from metainv.grading._lattice import GradedLattice, assemble_lattice, graded_lattice
 from metainv.grading._local import (
     LocalCell,
@@ -45,34 +56,50 @@ from metainv.grading._output import (
     write_stl,
     write_vtu,
 )
-from metainv.grading._problem import GradingProblem, load_control_design, parse_point
+from metainv.grading._problem import (
+    GradingProblem,
+    graph_symmetries,
+    load_control_design,
+    matched_basis_changes,
+    parse_point,
+)
 from metainv.grading._rbf import interpolate_bases, rbf_weights, reciprocal_bases
 from metainv.grading._superpose import SuperposedCell, superposed_cell
 
 __all__ = [
+    "MAX_DIAMETER_RATIO",
+    "MAX_LENGTH_RATIO",
+    "MAX_LOCAL_NMSE",
+    "MAX_MERGE_CELLS",
     "OUTPUT_FILES",
     "Body",
     "CellCentres",
     "GradedLattice",
     "GradingProblem",
+    "GradingQualityError",
     "LocalCell",
     "LocalCheck",
     "ProjectionField",
+    "QualityGate",
     "SuperposedCell",
     "assemble_lattice",
     "box_body",
+    "enforce_gates",
     "find_cell_centres",
     "graded_lattice",
     "graded_mesh",
     "grading_direction",
+    "graph_symmetries",
     "interpolate_bases",
     "lattice_to_dict",
     "load_control_design",
     "local_cell",
     "local_check",
+    "matched_basis_changes",
     "parse_point",
     "plot_lattice",
     "plot_local_check",
+    "quality_gates",
     "rbf_weights",
     "reciprocal_bases",
     "solve_projection_functions",

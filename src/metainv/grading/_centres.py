@@ -5,12 +5,14 @@ The relaxed lattice function :math:`\tau'(x) = \frac18 \prod_i [1 + \cos(2\pi\mu
 ``phi_i in Z + 1/2``; its isolated minima, where the three planes meet, are the points
 ``phi(x) = n + 1/2`` with ``n`` in ``Z^3``: the centres of the cells spanned by the lattice points
 ``n .. n + 1``. Each is found by Newton's method on the finite-element ``phi`` from the grid node
-closest to it in ``phi``; centres inside the body are kept, each with its integer label ``n``.
+closest to it in ``phi``; the cells that meet the body are kept, each with its integer label
+``n``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,12 +70,37 @@ def _newton(field: ProjectionField, targets: np.ndarray, x: np.ndarray) -> tuple
     return x, np.abs(phi - targets).max(axis=1) < 1e-8
 
 
-def find_cell_centres(field: ProjectionField, body: Body) -> CellCentres:
-    """All points ``phi(x) = n + 1/2`` (the isolated minima of tau', SI Eq. 13) in the body."""
+#: Reference-cube points tested for overlap with the body: centre, face centres, corners.
+_PROBES = (
+    np.array(
+        [p for p in np.ndindex(3, 3, 3) if sum(c == 1 for c in p) in (3, 2, 0)], dtype=np.float64
+    )
+    / 2
+    - 0.5
+)
+
+
+_SHRINK = 1e-4
+
+
+def find_cell_centres(
+    field: ProjectionField,
+    body: Body,
+    basis: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> CellCentres:
+    """All points ``phi(x) = n + 1/2`` (the isolated minima of tau', SI Eq. 13) whose cell
+    meets the body: with ``basis`` (points (p, 3) -> bases (p, 3, 3)) a cell is kept when its
+    centre, a face centre or a corner (``x + A(x) (X - 1/2)``) lies in the body (the lattice is
+    then clipped to the body); without it, when its centre does."""
     labels, start = _seeds(field)
     positions, converged = _newton(field, labels + 0.5, start)
     if not converged.all():
         logger.warning("%d cell centres did not converge and are skipped", int((~converged).sum()))
-    keep = converged & body.contains(positions)
+    if basis is None:
+        keep = converged & body.contains(positions)
+    else:
+        shrunk = _PROBES * (1.0 - _SHRINK)  # a cell that only touches the body is left out
+        probes = positions[:, None, :] + np.einsum("cij,sj->csi", basis(positions), shrunk)
+        keep = converged & body.contains(probes.reshape(-1, 3)).reshape(len(positions), -1).any(1)
     logger.info("cell centres: %d in the body (of %d candidates)", int(keep.sum()), len(keep))
     return CellCentres(positions=positions[keep], indices=labels[keep])

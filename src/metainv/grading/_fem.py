@@ -86,8 +86,9 @@ class ProjectionField:
 
 
 def _grid_for(problem: GradingProblem, elements_per_cell: int) -> HexGrid:
-    """Grid over the body's bounding box with ``elements_per_cell`` elements per lattice-plane
-    spacing of the densest control cell (``1 / max |k_i|``)."""
+    """Grid over the body's bounding box, enlarged by the reach of a cell (:func:`cell_reach`)
+    plus one element, with ``elements_per_cell`` elements per lattice-plane spacing of the
+    densest control cell (``1 / max |k_i|``)."""
     if isinstance(elements_per_cell, bool) or not (
         isinstance(elements_per_cell, (int, np.integer)) and elements_per_cell >= 1
     ):
@@ -95,7 +96,7 @@ def _grid_for(problem: GradingProblem, elements_per_cell: int) -> HexGrid:
     spacing_planes = 1.0 / np.linalg.norm(np.linalg.inv(problem.bases), axis=2).max()
     h = spacing_planes / elements_per_cell
     body = problem.body
-    pad = 0.0 if body.is_box else h
+    pad = cell_reach(problem) + h  # cells whose centre lies outside but that reach into the body
     lower, size = body.lower - pad, body.size + 2 * pad
     shape = tuple(int(max(1, np.ceil(s / h - 1e-9))) for s in size)
     n_elements = int(np.prod(shape))
@@ -105,6 +106,13 @@ def _grid_for(problem: GradingProblem, elements_per_cell: int) -> HexGrid:
             "use a smaller body or fewer elements per cell"
         )
     return HexGrid(shape, spacing=size / np.array(shape), origin=lower)  # type: ignore[arg-type]
+
+
+def cell_reach(problem: GradingProblem) -> float:
+    """Largest distance from a cell centre to its corners over the control cells (cell units):
+    half the longest body diagonal ``|A_i s|``, ``s`` in {-1, 1}^3."""
+    signs = np.array(list(np.ndindex(2, 2, 2)), dtype=np.float64) * 2 - 1
+    return 0.5 * float(np.linalg.norm(np.einsum("kij,sj->ksi", problem.bases, signs), axis=2).max())
 
 
 def _target_gradients(problem: GradingProblem, points: np.ndarray) -> np.ndarray:
@@ -132,10 +140,9 @@ def solve_projection_functions(
     """
     grid = _grid_for(problem, elements_per_cell)
     centres = grid.element_centres
-    active = (
-        problem.body.contains(centres) if not problem.body.is_box else np.ones(len(centres), bool)
-    )
-    weight = np.where(active, 1.0, OUTSIDE_WEIGHT)
+    active = problem.body.contains(centres)
+    # around a box the basis field continues the lattice of the faces: full weight there too
+    weight = np.where(active | problem.body.is_box, 1.0, OUTSIDE_WEIGHT)
     target = _target_gradients(problem, centres)  # (e, 3 phi, 3 x)
     free = np.arange(grid.n_nodes) - 1  # node 0 pinned: phi is free up to a constant
     shifted = shifted_moduli(grid, weight)

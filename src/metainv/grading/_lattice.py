@@ -9,6 +9,14 @@ strong grading moves them apart, they are the same node of the lattice. Each str
 diameter ``d^s(x) = sum_i d_i^s N(x, x_i)`` (SI Eq. 16) at its midpoint; struts thinner than
 ``min_relative_diameter`` times their full diameter ``max_i d_i^s`` are dropped (their ``N`` is
 numerically but not exactly 0), then struts left dangling inside the lattice are removed.
+
+Clipping to the body: every cell that meets the body is placed (see
+:func:`~metainv.grading.find_cell_centres`), then each strut is cut where it leaves the body (the
+crossing located by bisection on :meth:`Body.contains`, exact on box faces); struts with both
+ends outside are dropped. The cut ends are boundary nodes (closing joints on the body surface),
+so every node of the lattice lies in the body and the solid of the struts stays inside it up to
+the strut radius. Pieces of the strut graph not connected to the largest one (islands, e.g. a
+strut corner cut off by the surface) are removed and counted.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from metainv.errors import MetainvError
+from metainv.grading._body import Body
 from metainv.grading._centres import CellCentres, find_cell_centres
 from metainv.grading._fem import ProjectionField, solve_projection_functions
 from metainv.grading._problem import GradingProblem
@@ -49,7 +58,12 @@ class GradedLattice:
     lattice_coordinates: (n, 3) reference-lattice coordinates ``n_nu + X`` of the nodes
     boundary: (n,) bool, nodes on the outer surface of the lattice (not surrounded by cells)
     centres: the cell centres and labels
-    max_merge_distance: largest distance of a merged node from the copies it replaced
+    max_merge_distance: largest distance of a node of the lattice from the copies it replaced
+    length_ratios: (m,) strut length over its length in the local cell ``|A(x_mid) dX|``
+        (before clipping; a cut strut keeps the ratio of its whole strut)
+    clipped_struts: struts cut at the body surface
+    islands_removed: pieces of the strut graph removed (not connected to the largest one)
+    removed_volume: strut volume ``pi d^2 / 4 L`` of the removed islands (cell units^3)
     """
 
     nodes: np.ndarray
@@ -60,6 +74,10 @@ class GradedLattice:
     boundary: np.ndarray
     centres: CellCentres
     max_merge_distance: float
+    length_ratios: np.ndarray
+    clipped_struts: int = 0
+    islands_removed: int = 0
+    removed_volume: float = 0.0
 
     @property
     def n_nodes(self) -> int:
@@ -152,13 +170,16 @@ def _compact(nodes_used: np.ndarray, struts: np.ndarray, n: int) -> tuple[np.nda
 
 def _merged_nodes(
     problem: GradingProblem, cell: SuperposedCell, centres: CellCentres
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Merged node positions (n, 3), the label (N * n_s,) of every placed node, the lattice
-    coordinates (n, 3) of the merged nodes and the largest distance moved by merging."""
+    coordinates (n, 3) of the merged nodes and the largest distance (n,) of each merged node
+    from the copies it replaced."""
     physical, lattice = _place_cells(problem, cell, centres)
     labels = _merge_labels(physical, lattice, SPATIAL_TOL * problem.cell_size)
     nodes = _mean_by_label(physical, labels)
-    spread = float(np.linalg.norm(physical - nodes[labels], axis=1).max())
+    moved = np.linalg.norm(physical - nodes[labels], axis=1)
+    spread = np.zeros(len(nodes))
+    np.maximum.at(spread, labels, moved)
     _, first = np.unique(labels, return_index=True)
     return nodes, labels, lattice[first], spread
 
@@ -175,36 +196,123 @@ def _cell_struts(
     return struts[valid], full[valid]
 
 
+_BISECTION_STEPS = 60
+#: Cut struts shorter than this fraction of their strut are dropped (they only touch the body).
+_MIN_CUT = 1e-6
+
+
+def _crossings(body: Body, inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """(p, 3) points where the segments from ``inside`` (p, 3) to ``outside`` (p, 3) leave the
+    body (bisection on :meth:`Body.contains`; projected onto the faces of a box)."""
+    lo, hi = np.zeros(len(inside)), np.ones(len(inside))
+    for _ in range(_BISECTION_STEPS):
+        t = 0.5 * (lo + hi)
+        within = body.contains(inside + t[:, None] * (outside - inside))
+        lo, hi = np.where(within, t, lo), np.where(within, hi, t)
+    points = inside + lo[:, None] * (outside - inside)
+    return np.clip(points, body.lower, body.upper) if body.is_box else points
+
+
+def _clip(
+    body: Body, nodes: np.ndarray, lattice: np.ndarray, struts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clip the struts (m, 2) to the body (module docstring). Returns the nodes (n', 3) with the
+    cut ends appended, their lattice coordinates (n', 3) (interpolated for cut ends), the struts
+    (m', 2), the index (m',) of each one's source strut and a cut-end mask (n',)."""
+    inside = body.contains(nodes)
+    ends_in = inside[struts]
+    whole = ends_in.all(1)
+    cut = np.flatnonzero(ends_in.any(1) & ~whole)
+    a, b = struts[cut, 0], struts[cut, 1]
+    start = np.where(inside[a], a, b)  # the inside end
+    stop = np.where(inside[a], b, a)
+    points = _crossings(body, nodes[start], nodes[stop])
+    t = np.linalg.norm(points - nodes[start], axis=1) / np.linalg.norm(
+        nodes[stop] - nodes[start], axis=1
+    )
+    stub = t > _MIN_CUT  # a strut leaving the body at its inside end is dropped, not cut
+    cut, start, points, t = cut[stub], start[stub], points[stub], t[stub]
+    coordinates = lattice[start] + t[:, None] * (lattice[stop[stub]] - lattice[start])
+    new = len(nodes) + np.arange(len(cut))
+    clipped = np.concatenate([struts[whole], np.sort(np.stack([start, new], 1), axis=1)])
+    source = np.concatenate([np.flatnonzero(whole), cut])
+    is_cut = np.concatenate([np.zeros(len(nodes), bool), np.ones(len(cut), bool)])
+    return (
+        np.concatenate([nodes, points]),
+        np.concatenate([lattice, coordinates]),
+        clipped,
+        source,
+        is_cut,
+    )
+
+
+def _largest_piece(struts: np.ndarray, volumes: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """Keep mask (m,) of the struts of the connected piece with the largest strut volume, and
+    the number of other pieces."""
+    graph = coo_matrix((np.ones(len(struts)), (struts[:, 0], struts[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    piece = label[struts[:, 0]]
+    pieces, inverse = np.unique(piece, return_inverse=True)
+    largest = int(np.argmax(np.bincount(inverse, volumes)))
+    return inverse == largest, len(pieces) - 1
+
+
 def assemble_lattice(
     problem: GradingProblem,
     cell: SuperposedCell,
     centres: CellCentres,
     min_relative_diameter: float = 0.05,
+    clip: bool = True,
 ) -> GradedLattice:
-    """Place, merge and grade the cells (see the module docstring)."""
+    """Place, merge, grade and (with ``clip``) clip the cells to the body (module docstring)."""
     if len(centres) == 0:
         raise MetainvError("no cell centre lies in the body: make the body larger than one cell")
     nodes, labels, lattice, spread = _merged_nodes(problem, cell, centres)
     struts, full = _cell_struts(cell, len(centres), labels)
-    weights = problem.weights(0.5 * (nodes[struts[:, 0]] + nodes[struts[:, 1]]))
+    middle = 0.5 * (nodes[struts[:, 0]] + nodes[struts[:, 1]])
+    weights = problem.weights(middle)
     diameters = (full * weights).sum(1)  # SI Eq. 16 at the strut midpoints
+    step = lattice[struts[:, 1]] - lattice[struts[:, 0]]
+    nominal = np.linalg.norm(np.einsum("mij,mj->mi", problem.basis(middle), step), axis=1)
+    ratios = np.linalg.norm(nodes[struts[:, 1]] - nodes[struts[:, 0]], axis=1) / nominal
     keep = diameters > min_relative_diameter * full.max(1)
     boundary = _boundary_nodes(lattice, centres.indices)
-    keep[keep] = _prune_dangling(struts[keep], boundary, len(nodes))
-    used, struts = _compact(np.unique(struts[keep]), struts[keep], len(nodes))
+    source = np.flatnonzero(keep)
+    struts = struts[keep]
+    n_clipped = 0
+    if clip:
+        nodes, lattice, struts, kept, is_cut = _clip(problem.body, nodes, lattice, struts)
+        source, boundary = source[kept], np.concatenate([boundary, is_cut[len(boundary) :]])
+        n_clipped = int(is_cut.sum())
+    if len(struts) == 0:
+        raise MetainvError("no strut of the lattice lies in the body: make the body larger")
+    alive = _prune_dangling(struts, boundary, len(nodes))
+    struts, source = struts[alive], source[alive]
+    lengths = np.linalg.norm(nodes[struts[:, 1]] - nodes[struts[:, 0]], axis=1)
+    volumes = np.pi / 4 * diameters[source] ** 2 * lengths
+    piece, islands = _largest_piece(struts, volumes, len(nodes))
+    removed = float(volumes[~piece].sum())
+    struts, source = struts[piece], source[piece]
+    used, struts = _compact(np.unique(struts), struts, len(nodes))
+    spread = float(spread[used[used < len(spread)]].max(initial=0.0))  # cut ends moved none
     logger.info(
-        "graded lattice: %d cells, %d nodes, %d struts (%d dropped), merge spread %.3g",
-        *(len(centres), len(used), len(struts), int((~keep).sum()), spread),
+        "graded lattice: %d cells, %d nodes, %d struts (%d cut at the body, %d islands removed)"
+        ", merge spread %.3g",
+        *(len(centres), len(used), len(struts), n_clipped, islands, spread),
     )
     return GradedLattice(
         nodes=nodes[used],
         struts=struts,
-        diameters=diameters[keep],
-        weights=weights[keep],
+        diameters=diameters[source],
+        weights=weights[source],
         lattice_coordinates=lattice[used],
         boundary=boundary[used],
         centres=centres,
         max_merge_distance=spread,
+        length_ratios=ratios[source],
+        clipped_struts=n_clipped,
+        islands_removed=islands,
+        removed_volume=removed,
     )
 
 
@@ -213,6 +321,7 @@ def graded_lattice(
     elements_per_cell: int = 4,
     min_relative_diameter: float = 0.05,
     on_step: Callable[[str], None] | None = None,
+    clip: bool = True,
 ) -> GradedLattice:
     """Build the graded lattice of ``problem`` (SI Sec. 5; see the module docstring).
 
@@ -220,6 +329,8 @@ def graded_lattice(
         spacing of the densest control cell).
     min_relative_diameter: struts thinner than this fraction of their full diameter are dropped.
     on_step: called with a short message before each long step (progress display).
+    clip: place every cell that meets the body and clip the struts to it (module docstring);
+        ``False`` keeps whole the cells whose centres lie in the body (they stick out).
     """
     step = on_step or (lambda message: None)
     if not 0.0 <= min_relative_diameter < 1.0:
@@ -229,6 +340,6 @@ def graded_lattice(
     step("solving the projection functions (FE, SI Eq. 13)")
     field: ProjectionField = solve_projection_functions(problem, elements_per_cell)
     step("locating the cell centres")
-    centres = find_cell_centres(field, problem.body)
+    centres = find_cell_centres(field, problem.body, problem.basis if clip else None)
     step(f"placing and merging {len(centres)} cells")
-    return assemble_lattice(problem, cell, centres, min_relative_diameter)
+    return assemble_lattice(problem, cell, centres, min_relative_diameter, clip)

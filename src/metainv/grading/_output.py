@@ -21,16 +21,19 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from metainv.errors import MetainvError
+from metainv.files import write_text_atomic
+from metainv.grading._gates import QualityGate, enforce_gates, quality_gates
 from metainv.grading._lattice import GradedLattice, graded_lattice
 from metainv.grading._local import LocalCheck, local_check
 from metainv.grading._problem import GradingProblem
-from metainv.mesh import is_watertight_stl, strut_mesh
+from metainv.mesh import count_bodies, is_watertight_stl, strut_mesh
 from metainv.mesh import write_stl as write_mesh
 from metainv.truss.design import design_to_dict
 
 __all__ = [
     "OUTPUT_FILES",
     "check_summary",
+    "gates_summary",
     "graded_mesh",
     "lattice_summary",
     "lattice_to_dict",
@@ -82,9 +85,7 @@ def lattice_to_dict(lattice: GradedLattice, problem: GradingProblem) -> dict[str
 
 def write_json(lattice: GradedLattice, problem: GradingProblem, path: str | Path) -> Path:
     """Write :func:`lattice_to_dict` as JSON."""
-    path = Path(path)
-    path.write_text(json.dumps(lattice_to_dict(lattice, problem)) + "\n")
-    return path
+    return write_text_atomic(Path(path), json.dumps(lattice_to_dict(lattice, problem)) + "\n")
 
 
 def write_vtu(lattice: GradedLattice, path: str | Path) -> Path:
@@ -122,14 +123,16 @@ def graded_mesh(lattice: GradedLattice, segments: int = 8, seed: int = 0) -> tri
 def write_stl(
     lattice: GradedLattice, path: str | Path, segments: int = 8, seed: int = 0
 ) -> dict[str, Any]:
-    """Write a watertight binary STL (:func:`graded_mesh`); returns its triangle count, volume
-    and whether it is watertight as read back."""
+    """Write a watertight binary STL (:func:`graded_mesh`); returns its triangle count, volume,
+    whether it is watertight as read back, its number of connected bodies and its bounds."""
     mesh = graded_mesh(lattice, segments=segments, seed=seed)
     write_mesh(mesh, path)
     return {
         "triangles": len(mesh.faces),
         "volume": float(mesh.volume),
         "watertight": is_watertight_stl(mesh),
+        "bodies": count_bodies(mesh),
+        "bounds": mesh.bounds.tolist(),
     }
 
 
@@ -198,7 +201,7 @@ def plot_local_check(check: LocalCheck, path: str | Path) -> Path:
     return _save(figure, path)
 
 
-def lattice_summary(lattice: GradedLattice) -> dict[str, Any]:
+def lattice_summary(lattice: GradedLattice, problem: GradingProblem) -> dict[str, Any]:
     """Counts and diagnostics of a graded lattice (JSON-ready)."""
     return {
         "family": "truss",
@@ -209,6 +212,11 @@ def lattice_summary(lattice: GradedLattice) -> dict[str, Any]:
         "diameter_max": float(lattice.diameters.max()),
         "max_merge_distance": lattice.max_merge_distance,
         "interior_dangling_nodes": int(((lattice.degrees < 2) & ~lattice.boundary).sum()),
+        "node_bounds": [lattice.nodes.min(0).tolist(), lattice.nodes.max(0).tolist()],
+        "clipped_struts": lattice.clipped_struts,
+        "islands_removed": lattice.islands_removed,
+        "removed_volume": lattice.removed_volume,
+        "basis_changes": problem.basis_changes.astype(int).tolist(),
     }
 
 
@@ -222,6 +230,11 @@ def check_summary(check: LocalCheck) -> dict[str, Any]:
     }
 
 
+def gates_summary(gates: tuple[QualityGate, ...]) -> dict[str, Any]:
+    """The quality gates (JSON-ready): ``{name: {value, limit, passed}}``."""
+    return {gate.name: gate.to_dict() for gate in gates}
+
+
 def write_graded_outputs(
     problem: GradingProblem,
     out: str | Path,
@@ -232,23 +245,42 @@ def write_graded_outputs(
     check: bool = True,
     check_samples: int = 21,
     on_step: Callable[[str], None] | None = None,
+    ignore_gates: bool = False,
+    clip: bool = True,
 ) -> dict[str, Any]:
-    """Build the graded lattice of ``problem`` and write every output file into ``out``.
+    """Build the graded lattice of ``problem``, check its quality gates and write every output
+    file into ``out``.
+
+    The lattice is clipped to the body (``clip``; :func:`~metainv.grading.graded_lattice`) and
+    the local check run (``check``) before anything is written; a lattice past a quality gate
+    (:mod:`metainv.grading._gates`) raises :class:`~metainv.grading.GradingQualityError` and
+    writes nothing, unless ``ignore_gates`` (the summary then records the failed gates).
 
     Files (:data:`OUTPUT_FILES`): ``graded_lattice.json`` (:func:`lattice_to_dict`),
-    ``graded_lattice.stl`` (watertight; skipped with ``stl=False``), ``graded_lattice.vtu``,
-    ``graded_lattice.png`` (coloured by strut diameter), ``local_check.png`` (skipped with
-    ``check=False``) and ``summary.json``. Returns the summary dict (also written): the keys
-    of :func:`lattice_summary`, ``stl`` (triangles, volume, watertight), ``local_check``
-    (:func:`check_summary`), ``files`` and ``timings`` (seconds).
+    ``graded_lattice.stl`` (watertight, one body; skipped with ``stl=False``),
+    ``graded_lattice.vtu``, ``graded_lattice.png`` (coloured by strut diameter),
+    ``local_check.png`` (skipped with ``check=False``) and ``summary.json``. Returns the summary
+    dict (also written): the keys of :func:`lattice_summary`, ``gates``
+    (:func:`gates_summary`), ``stl`` (triangles, volume, watertight, bodies, bounds),
+    ``local_check`` (:func:`check_summary`), ``files`` and ``timings`` (seconds).
     """
     step = on_step or (lambda message: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
-    lattice = graded_lattice(problem, elements_per_cell, min_relative_diameter, step)
+    lattice = graded_lattice(problem, elements_per_cell, min_relative_diameter, step, clip)
     timings = {"lattice_s": time.perf_counter() - tic}
-    summary = lattice_summary(lattice)
+    result = None
+    if check:
+        step(f"local check: homogenizing {check_samples} sampled cells")
+        tic = time.perf_counter()
+        result = local_check(problem, check_samples, min_relative_diameter)
+        timings["check_s"] = time.perf_counter() - tic
+    gates = quality_gates(problem, lattice, result)
+    if not ignore_gates:
+        enforce_gates(gates)
+    summary = lattice_summary(lattice, problem)
+    summary["gates"] = gates_summary(gates)
     write_json(lattice, problem, out / OUTPUT_FILES["json"])
     write_vtu(lattice, out / OUTPUT_FILES["vtu"])
     step("rendering")
@@ -260,15 +292,11 @@ def write_graded_outputs(
         summary["stl"] = write_stl(lattice, out / OUTPUT_FILES["stl"], segments)
         timings["stl_s"] = time.perf_counter() - tic
         written.append("stl")
-    if check:
-        step(f"local check: homogenizing {check_samples} sampled cells")
-        tic = time.perf_counter()
-        result = local_check(problem, check_samples, min_relative_diameter)
+    if result is not None:
         plot_local_check(result, out / OUTPUT_FILES["check_png"])
         summary["local_check"] = check_summary(result)
-        timings["check_s"] = time.perf_counter() - tic
         written.append("check_png")
     summary["files"] = {key: OUTPUT_FILES[key] for key in [*written, "summary"]}
     summary["timings"] = timings
-    (out / OUTPUT_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / OUTPUT_FILES["summary"], json.dumps(summary, indent=2) + "\n")
     return summary

@@ -3,10 +3,19 @@
 A control design is read from a truss design JSON (:func:`metainv.truss.design.design_from_dict`)
 or from the ``designs.json`` written by ``metainv design`` (its best candidate: the lowest
 ``nmse_fe``, else the first).
+
+Matched bases: a lattice has many bases. A cell whose strut graph is invariant under a signed
+permutation ``M`` of the reference cube axes (a symmetry of the cube about its centre) is the
+same periodic structure with the basis ``A M^-1`` (node ``x_nu + A (X - 1/2)`` is
+``x_nu + A M^-1 (X' - 1/2)`` with ``X' = M (X - 1/2) + 1/2`` again a node of the cell). Before
+blending (SI Eq. 15), every control basis after the first is replaced by the equivalent basis
+closest (Frobenius norm) to the basis of the nearest control point already matched; only the
+symmetries of the cell's own graph are searched, so the cell content is unchanged.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -22,7 +31,13 @@ from metainv.grading._body import Body
 from metainv.grading._rbf import interpolate_bases, rbf_weights
 from metainv.truss.design import TrussDesign, deformation_gradient, design_from_dict
 
-__all__ = ["GradingProblem", "load_control_design", "parse_point"]
+__all__ = [
+    "GradingProblem",
+    "graph_symmetries",
+    "load_control_design",
+    "matched_basis_changes",
+    "parse_point",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +51,10 @@ class GradingProblem:
     zeta: RBF width parameter > 0 (1 / cell^2, SI Eq. 14)
     body: the region to fill (:class:`~metainv.grading.Body`)
     names: k labels for reports (default ``control 1``, ...)
+    match_bases: replace each control basis by its best-matched equivalent basis (module
+        docstring); ``False`` blends the bases ``F_i`` as given
+    basis_changes: (k, 3, 3) the signed permutations ``M_i`` chosen (identity when not matched);
+        computed, not given
     """
 
     points: np.ndarray
@@ -43,6 +62,8 @@ class GradingProblem:
     zeta: float
     body: Body
     names: tuple[str, ...] = ()
+    match_bases: bool = True
+    basis_changes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         points = np.array(self.points, dtype=np.float64)
@@ -56,8 +77,16 @@ class GradingProblem:
         zeta = _check_zeta(self.zeta)
         names = tuple(self.names) or tuple(f"control {i + 1}" for i in range(len(points)))
         _check_inside(points, self.body, names)
-        _check_blends([deformation_gradient(d) for d in designs], names)
+        raw = np.stack([deformation_gradient(d) for d in designs])
+        changes = (
+            matched_basis_changes(raw, designs, points)
+            if self.match_bases
+            else np.broadcast_to(np.eye(3), raw.shape).copy()
+        )
+        _check_blends(np.einsum("kij,klj->kil", raw, changes), names, self.match_bases)
         points.setflags(write=False)
+        changes.setflags(write=False)
+        object.__setattr__(self, "basis_changes", changes)
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "designs", designs)
         object.__setattr__(self, "zeta", zeta)
@@ -65,8 +94,10 @@ class GradingProblem:
 
     @property
     def bases(self) -> np.ndarray:
-        """(k, 3, 3) control bases ``A_i = F_i`` (columns: lattice vectors, cell units)."""
-        return np.stack([deformation_gradient(d) for d in self.designs])
+        """(k, 3, 3) control bases ``A_i = F_i M_i^-1`` (columns: lattice vectors, cell units;
+        ``M_i`` the matched basis changes, orthogonal, so ``M_i^-1 = M_i^T``)."""
+        raw = np.stack([deformation_gradient(d) for d in self.designs])
+        return np.einsum("kij,klj->kil", raw, self.basis_changes)
 
     @property
     def cell_size(self) -> float:
@@ -105,7 +136,58 @@ def _check_inside(points: np.ndarray, body: Body, names: Sequence[str]) -> None:
 MIN_DET_FRACTION = 0.05
 
 
-def _check_blends(bases: Sequence[np.ndarray], names: Sequence[str]) -> None:
+def _cube_symmetries() -> np.ndarray:
+    """(48, 3, 3) signed permutation matrices (the symmetries of the cube), identity first."""
+    matrices = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            M = np.zeros((3, 3))
+            M[np.arange(3), perm] = signs
+            matrices.append(M)
+    return np.stack(matrices)
+
+
+def _strut_keys(nodes: np.ndarray, struts: np.ndarray) -> set[tuple[tuple[float, ...], ...]]:
+    """Struts as unordered pairs of rounded end positions."""
+    ends = (np.round(nodes[struts], 6) + 0.0).tolist()  # + 0.0 turns -0.0 into 0.0
+    return {tuple(sorted((tuple(a), tuple(b)))) for a, b in ends}
+
+
+def graph_symmetries(design: TrussDesign) -> np.ndarray:
+    """(s, 3, 3) the signed permutations ``M`` that map the design's reference cell graph
+    (compound graph in the unit cube) onto itself about the cube centre; identity first."""
+    from metainv.truss.compound import compound_graph
+
+    graph = compound_graph(design.topology)
+    nodes = np.asarray(graph.nodes, dtype=np.float64)
+    struts = np.asarray(graph.struts, dtype=np.int64)
+    keys = _strut_keys(nodes, struts)
+    symmetric = [
+        M for M in _cube_symmetries() if _strut_keys((nodes - 0.5) @ M.T + 0.5, struts) == keys
+    ]
+    return np.stack(symmetric)
+
+
+def matched_basis_changes(
+    bases: np.ndarray, designs: Sequence[TrussDesign], points: np.ndarray
+) -> np.ndarray:
+    """(k, 3, 3) basis changes ``M_i`` (module docstring): control 1 keeps its basis; each
+    further control (in order) takes the graph symmetry ``M`` minimizing
+    ``|F_i M^-1 - A_j|_F`` against the matched basis ``A_j`` of the nearest earlier control."""
+    changes = np.broadcast_to(np.eye(3), bases.shape).copy()
+    matched = bases.copy()
+    for i in range(1, len(bases)):
+        j = int(np.argmin(np.linalg.norm(points[:i] - points[i], axis=1)))
+        candidates = graph_symmetries(designs[i])
+        equivalent = np.einsum("ij,slj->sil", bases[i], candidates)  # F_i M^T = F_i M^-1
+        best = int(np.argmin(np.linalg.norm(equivalent - matched[j], axis=(1, 2))))
+        changes[i], matched[i] = candidates[best], equivalent[best]
+        if best:
+            logger.info("control %d: matched basis change %s", i + 1, candidates[best].tolist())
+    return changes
+
+
+def _check_blends(bases: Sequence[np.ndarray], names: Sequence[str], matched: bool) -> None:
     """Reject control pairs whose blend ``(1 - w) A_i + w A_j`` (SI Eq. 15 on the transition
     between two control points) degenerates for some weight ``w`` in [0, 1]."""
     w = np.linspace(0.0, 1.0, 201)
@@ -120,7 +202,9 @@ def _check_blends(bases: Sequence[np.ndarray], names: Sequence[str]) -> None:
                     f"the lattice basis interpolated between {names[i]} and {names[j]} "
                     f"degenerates (det A = {det.min():.3g} at weight {w[np.argmin(det)]:.2f}): "
                     "the two cells are too dissimilar (e.g. rotated far from each other) for "
-                    "SI Eq. 15; rotate one design closer to the other"
+                    "SI Eq. 15"
+                    + (" even in their best-matched equivalent bases" if matched else "")
+                    + "; choose closer designs (rotate one closer to the other)"
                 )
 
 

@@ -10,7 +10,15 @@ Typical use::
     write_stl(mesh, "part.stl")                               # atomic binary STL
 """
 
-from metainv.mesh.levelset import LevelSetMesh, box_function, largest_body, levelset_mesh
+from metainv.mesh.levelset import (
+    LevelSetMesh,
+    box_function,
+    count_bodies,
+    fill_cavities,
+    largest_body,
+    levelset_mesh,
+    shells,
+)
 from metainv.mesh.stl import (
     float32_collisions,
     is_watertight_stl,
@@ -28,11 +36,14 @@ __all__ = [
     "MESH_ATTEMPTS",
     "LevelSetMesh",
     "box_function",
+    "count_bodies",
+    "fill_cavities",
     "float32_collisions",
     "is_watertight_stl",
     "largest_body",
     "levelset_mesh",
     "separate_coincident_vertices",
+    "shells",
     "stl_round_trip",
     "strut_mesh",
     "weld_nodes",

@@ -7,8 +7,9 @@ cubes (scikit-image, Lewiner) triangulates ``f = 0``; coincident vertices are me
 degenerate triangles of samples exactly at ``f = 0`` dropped (trimesh process and validate).
 Optionally the vertices are clamped into a box (the closing caps of a field sampled at voxel
 centres then lie on the box faces). By default only the largest connected body is kept (loose
-islands would fall out of a printed part) and the count of bodies is reported; normals point
-outwards. Vertices that share a float32 position are separated
+islands would fall out of a printed part) and the count of bodies is reported (also in
+``mesh.metadata["bodies"]`` and ``["dropped_volume"]``); enclosed cavities are not bodies;
+normals point outwards. Vertices that share a float32 position are separated
 (:func:`metainv.mesh.stl.separate_coincident_vertices`), as for every mesh of this package.
 """
 
@@ -54,15 +55,53 @@ def box_function(axes: Sequence[np.ndarray], lengths: Sequence[float]) -> np.nda
     return box
 
 
+def shells(mesh: trimesh.Trimesh) -> tuple[list[trimesh.Trimesh], list[trimesh.Trimesh]]:
+    """The closed shells of ``mesh`` (outward normals) as ``(bodies, cavities)``: a shell of
+    positive signed volume bounds a solid body, one of negative volume inside a body's bounding
+    box an enclosed cavity (any other shell is a body wound inside out, returned inverted)."""
+    parts = mesh.split(only_watertight=False)
+    if len(parts) == 0:
+        parts = [mesh]
+    bodies = [part for part in parts if part.volume > 0]
+    cavities = []
+    for part in (part for part in parts if part.volume <= 0):
+        low, high = part.bounds
+        if any(np.all(low >= b.bounds[0]) and np.all(high <= b.bounds[1]) for b in bodies):
+            cavities.append(part)
+        else:  # a loose shell wound inside out is a body, not a cavity
+            part.invert()
+            bodies.append(part)
+    return bodies, cavities
+
+
+def count_bodies(mesh: trimesh.Trimesh) -> int:
+    """Number of solid bodies of a closed mesh (enclosed cavities are not bodies)."""
+    return len(shells(mesh)[0])
+
+
+def fill_cavities(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, int]:
+    """``(mesh without its cavity shells, number removed)``: enclosed voids (e.g. the slivers a
+    boolean union leaves between overlapping struts) are filled; they could not be printed
+    (trapped powder or resin) and an STL reader counts them as extra shells."""
+    bodies, cavities = shells(mesh)
+    if not cavities or not bodies:
+        return mesh, 0
+    return trimesh.util.concatenate(bodies), len(cavities)
+
+
 def largest_body(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, int, float]:
-    """``(largest body by volume, number of bodies, dropped volume fraction)`` of ``mesh``."""
-    bodies = mesh.split(only_watertight=False)
+    """``(largest body by volume, number of bodies, dropped volume fraction)`` of a closed mesh
+    with outward normals; the cavities inside the kept body's bounding box stay with it."""
+    bodies, cavities = shells(mesh)
     if len(bodies) <= 1:
         return mesh, max(len(bodies), 1), 0.0
-    volumes = np.array([abs(body.volume) for body in bodies])
+    volumes = np.array([body.volume for body in bodies])
     largest = int(np.argmax(volumes))
+    low, high = bodies[largest].bounds
+    inner = [c for c in cavities if np.all(c.bounds[0] >= low) and np.all(c.bounds[1] <= high)]
+    kept = trimesh.util.concatenate([bodies[largest], *inner]) if inner else bodies[largest]
     dropped = float(1 - volumes[largest] / volumes.sum())
-    return bodies[largest], len(bodies), dropped
+    return kept, len(bodies), dropped
 
 
 def levelset_mesh(
@@ -98,6 +137,8 @@ def levelset_mesh(
     if box is not None:
         vertices = np.clip(vertices, np.asarray(box[0], float), np.asarray(box[1], float))
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=True)
+    if mesh.volume < 0:
+        mesh.invert()
     bodies, dropped = 1, 0.0
     if keep_largest:
         mesh, bodies, dropped = largest_body(mesh)
@@ -108,8 +149,7 @@ def levelset_mesh(
                 100 * dropped,
             )
     else:
-        bodies = max(int(mesh.body_count), 1)
-    if mesh.volume < 0:
-        mesh.invert()
+        bodies = max(count_bodies(mesh), 1)
     mesh.vertices = separate_coincident_vertices(mesh.vertices, mesh.faces)
+    mesh.metadata.update(bodies=bodies, dropped_volume=dropped)
     return LevelSetMesh(mesh=mesh, bodies=bodies, dropped_volume=dropped)

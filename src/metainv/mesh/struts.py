@@ -14,7 +14,8 @@ neighbours overlap instead of sharing a cap), and each sphere a random orientati
 than the weld tolerance (a thousandth of the thinnest radius, and at least 16 float32 units of
 the largest coordinate) are merged first, since no float32 STL can hold the slivers between
 them. Vertices that the union still leaves at one float32 position are separated
-(:func:`metainv.mesh.stl.separate_coincident_vertices`), and the result is checked as read back
+(:func:`metainv.mesh.stl.separate_coincident_vertices`), enclosed cavity slivers of the union
+are filled (:func:`metainv.mesh.levelset.fill_cavities`), and the result is checked as read back
 from STL; failing that, the solid is rebuilt with fresh jitter, up to :data:`MESH_ATTEMPTS`
 times. The solid differs from the exact one by far less than the polygon error.
 """
@@ -31,6 +32,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from metainv.errors import MetainvError
+from metainv.mesh.levelset import fill_cavities
 from metainv.mesh.stl import is_watertight_stl, separate_coincident_vertices
 from metainv.resources import check_segments
 from metainv.tensors import random_rotations
@@ -156,6 +158,9 @@ def strut_mesh(
     for attempt in range(attempts):
         mesh = _union(nodes, struts, radii, segments, rng)
         if mesh.is_watertight:
+            mesh, filled = fill_cavities(mesh)
+            if filled:
+                logger.info("strut mesh: %d enclosed cavity slivers filled", filled)
             mesh.vertices = separate_coincident_vertices(mesh.vertices, mesh.faces)
             if is_watertight_stl(mesh):
                 logger.info(

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from metainv.errors import MetainvError
-from metainv.mesh import box_function, levelset_mesh, write_stl
+from metainv.mesh import box_function, count_bodies, levelset_mesh, write_stl
 from metainv.spinodoid.design import SpinodoidDesign, design_from_dict, design_to_dict
 from metainv.spinodoid.field import (
     BETA,
@@ -130,8 +130,8 @@ def graded_mesh(
     beta: float = BETA,
 ) -> Any:
     """Watertight :class:`trimesh.Trimesh` of the graded solid clipped to ``box`` (the largest
-    body; one RVE edge is ``size`` long), by the shared level-set mesher
-    :func:`metainv.mesh.levelset_mesh`."""
+    body, islands removed and counted in ``mesh.metadata``; one RVE edge is ``size`` long), by
+    the shared level-set mesher :func:`metainv.mesh.levelset_mesh`."""
     g, axes, h = graded_level(controls, box, zeta, resolution, n_waves, beta)
     f = np.maximum(g / beta, box_function(axes, _box(box)))
     if not (f < 0).any():
@@ -204,6 +204,9 @@ def grade_spinodoid(
             "watertight": bool(mesh.is_watertight),
             "triangles": len(mesh.faces),
             "volume": float(mesh.volume),
+            "bodies": count_bodies(mesh),
+            "islands_removed": int(mesh.metadata.get("bodies", 1)) - count_bodies(mesh),
+            "removed_volume_fraction": float(mesh.metadata.get("dropped_volume", 0.0)),
         },
         "relative_density": float(mesh.volume / (np.prod(lengths) * size**3)),
         "local_density": local_densities(controls, box, zeta, resolution),

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from metainv.errors import MetainvError
 from metainv.fem import HexGrid
 from metainv.files import prepare_output_folder, write_text_atomic
-from metainv.mesh import write_stl
+from metainv.mesh import count_bodies, is_watertight_stl, write_stl
 from metainv.topopt.materials import get_law
 from metainv.topopt.optimize import IterationRecord, Settings, TopOptResult, optimize
 from metainv.topopt.parts import PartOptions, dehomogenize
@@ -115,13 +115,16 @@ def plot_history(history: tuple[IterationRecord, ...], path: Path, title: str = 
 
 def write_result_files(
     result: TopOptResult, law: object, out: Path, part_options: PartOptions
-) -> tuple[dict[str, str], str | None]:
+) -> tuple[dict[str, str], str | None, dict | None]:
     """Write the files of an optimization into ``out``: ``density.vtu``, ``density.png``,
     ``history.csv``, ``history.png``, ``density.npy`` and the de-homogenized ``part.stl``.
 
-    Returns ``({name: path}, error of the part or None)``: a part that cannot be built (e.g.
-    no watertight truss mesh) does not lose the optimization; the other files are written and
-    the error is returned (and logged)."""
+    Returns ``({name: path}, error of the part or None, part report or None)``: a part that
+    cannot be built (e.g. no watertight truss mesh) does not lose the optimization; the other
+    files are written and the error is returned (and logged). The part report: ``bodies`` in
+    the STL (1: islands removed, :func:`metainv.topopt.parts.dehomogenize`),
+    ``islands_removed``, ``removed_volume_fraction``, ``watertight`` (as read back),
+    ``solid_fraction`` (STL volume over the box) and ``mean_density`` of the optimized field."""
     grid = result.problem.grid
     title = f"{result.problem.name}, {result.law_name}, p={result.settings.penalty:g}"
     files = {
@@ -134,7 +137,7 @@ def write_result_files(
     }
     np.save(out / "density.npy", density_grid(grid, result.density))
     files["density_npy"] = out / "density.npy"
-    part_error = None
+    part_error, part = None, None
     try:
         mesh = dehomogenize(
             density_grid(grid, result.density), getattr(law, "metadata", {}) or {}, part_options
@@ -145,7 +148,16 @@ def write_result_files(
     else:
         if mesh is not None:
             files["part_stl"] = write_stl(mesh, out / "part.stl")
-    return {name: str(path) for name, path in files.items()}, part_error
+            part = {
+                "bodies": count_bodies(mesh),
+                "islands_removed": int(mesh.metadata.get("bodies", 1)) - count_bodies(mesh),
+                "removed_volume_fraction": float(mesh.metadata.get("dropped_volume", 0.0)),
+                "watertight": is_watertight_stl(mesh),
+                "solid_fraction": float(mesh.volume / (grid.nx * grid.ny * grid.nz)),
+                "mean_density": float(np.mean(result.density)),
+            }
+            logger.info("part.stl: %s", part)
+    return {name: str(path) for name, path in files.items()}, part_error, part
 
 
 #: Files a run writes (glob patterns): removed by ``force``, other files are kept.
@@ -172,8 +184,10 @@ def run_topology_optimization(
     prepare_output_folder(out, own=OUTPUT_FILES, force=force)
     result = optimize(case, law, settings, callback=callback)
     summary = result.summary()
-    summary["files"], part_error = write_result_files(result, law, out, part_options)
+    summary["files"], part_error, part = write_result_files(result, law, out, part_options)
     if part_error is not None:
         summary["part_error"] = part_error
+    if part is not None:
+        summary["part"] = part
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -40,7 +40,7 @@ import trimesh
 from scipy.special import erfinv
 
 from metainv.errors import MetainvError
-from metainv.mesh import strut_mesh
+from metainv.mesh import largest_body, strut_mesh
 
 #: Largest |level| of the spinodoid field (the field has unit variance): density 0 and 1.
 _SPINODOID_LEVEL_CLIP = 10.0
@@ -50,12 +50,14 @@ _SPINODOID_LEVEL_CLIP = 10.0
 class PartOptions:
     """period: lattice period in elements (TPMS period, truss cell edge, spinodoid wavelength);
     voxels_per_element: samples per element edge (TPMS, spinodoid); segments: polygon sides of
-    a strut (truss); seed: field realization and mesh jitter."""
+    a strut (truss); seed: field realization and mesh jitter; keep_islands: keep every body of
+    the part (default: only the largest; the others are counted in ``mesh.metadata``)."""
 
     period: float = 2.0
     voxels_per_element: int = 6
     segments: int = 8
     seed: int = 0
+    keep_islands: bool = False
 
     def __post_init__(self) -> None:
         if not self.period > 0:
@@ -84,6 +86,7 @@ def tpms_part(density: np.ndarray, metadata: dict, options: PartOptions) -> trim
         variant=metadata.get("variant", "sheet"),
         period=options.period,
         voxels_per_element=options.voxels_per_element,
+        keep_largest=not options.keep_islands,
     )
 
 
@@ -169,7 +172,9 @@ def spinodoid_part(density: np.ndarray, metadata: dict, options: PartOptions) ->
         options.voxels_per_element,
         options.seed,
     )
-    return field_mesh(field, density.shape, options.voxels_per_element, keep_largest=True)
+    return field_mesh(
+        field, density.shape, options.voxels_per_element, keep_largest=not options.keep_islands
+    )
 
 
 #: ``metadata["part"]`` of a law -> its part builder.
@@ -184,8 +189,19 @@ def dehomogenize(
     density: np.ndarray, metadata: dict, options: PartOptions | None = None
 ) -> trimesh.Trimesh | None:
     """The graded part of a law's density field (nx, ny, nz), or None when the law has no
-    part builder (``metadata["part"]`` not in :data:`PARTS`)."""
+    part builder (``metadata["part"]`` not in :data:`PARTS`). One body: unless
+    ``options.keep_islands``, only the largest body is kept (islands are the fragments of
+    near-void regions, which would fall out of a print); ``mesh.metadata`` records ``bodies``
+    (found) and ``dropped_volume`` (fraction of the volume removed)."""
     builder = PARTS.get((metadata or {}).get("part", ""))
     if builder is None:
         return None
-    return builder(density, metadata, options or PartOptions())
+    options = options or PartOptions()
+    mesh = builder(density, metadata, options)
+    found = int(mesh.metadata.get("bodies", 1))
+    dropped = float(mesh.metadata.get("dropped_volume", 0.0))
+    if not options.keep_islands:
+        mesh, bodies, more = largest_body(mesh)
+        found, dropped = max(found, bodies), dropped + more
+    mesh.metadata.update(bodies=found, dropped_volume=dropped)
+    return mesh

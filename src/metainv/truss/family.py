@@ -227,7 +227,17 @@ def summarize_truss(candidate: Candidate) -> dict[str, str]:
     return {"topology (S,t)": topology, **candidate_summary(candidate)}
 
 
-_GRADE_OPTIONS = frozenset({"elements_per_cell", "segments", "stl", "check"})
+_GRADE_OPTIONS = frozenset(
+    {
+        "elements_per_cell",
+        "segments",
+        "stl",
+        "check",
+        "ignore_gates",
+        "match_bases",
+        "min_relative_diameter",
+    }
+)
 
 
 def grade_truss(
@@ -256,6 +266,7 @@ def grade_truss(
     unknown = sorted(set(options) - _GRADE_OPTIONS)
     if unknown:
         raise DesignError(f"option {unknown[0]!r} does not apply to truss grading")
+    match_bases = bool(options.pop("match_bases", True))
     designs = [d if isinstance(d, TrussDesign) else load_control_design(d) for _, d in controls]
     names = [
         f"control {i + 1} ({d.name if isinstance(d, Path) else 'design'})"
@@ -267,6 +278,7 @@ def grade_truss(
         zeta=zeta,
         body=stl_body(body) if body is not None else box_body(box or ()),
         names=names,
+        match_bases=match_bases,
     )
     return write_graded_outputs(problem, out, on_step=on_step, **options)
 
