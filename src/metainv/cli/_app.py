@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "laws": ("_laws", "Material laws of topology optimization: list, regenerate data."),
     "train": ("_models", "Train forward and inverse models."),
     "evaluate": ("_models", "Evaluate trained models against FE data."),
+    "scan": ("_scan", "Micro-CT scans: stiffness, stiffness maps, graded implants."),
 }
 #: Modules that add sub-commands to another module's group (imported with all the others).
 EXTRA_MODULES = ("_spinodoid",)

@@ -19,6 +19,7 @@ from metainv.tensors._elastic import (
 )
 from metainv.tensors._frames import (
     canonical_stiffness,
+    closest_orthotropic,
     dilatational_tensor,
     material_frame,
     voigt_contracted_tensor,
@@ -63,6 +64,7 @@ __all__ = [
     "bond_matrix",
     "c21_from_matrix",
     "canonical_stiffness",
+    "closest_orthotropic",
     "check_stiffness",
     "compliance",
     "cubic_stiffness",
