@@ -25,7 +25,8 @@ Bounds: for the same voxel model, affine BCs are more constrained than periodic 
 ``C_affine >= C_periodic`` in the Loewner order (affine gives the upper, stiffer bound of the
 apparent stiffness; periodic is the better estimate of a periodic medium; the static
 (uniform-traction) BCs give the lower bound, ``C_periodic >= C_static``). For a non-periodic
-field such as a spinodoid the affine BC is the reference choice (Kumar et al. 2020, spec ``spinodoid.md``).
+field such as a spinodoid the affine BC is the reference choice (Kumar et al. 2020, spec
+``spinodoid.md``).
 
 Void handling (``void_modulus_ratio``):
 
