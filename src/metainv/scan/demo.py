@@ -38,7 +38,7 @@ def demo_scan(
         -0.5
         * ((kx * CORRELATION[0]) ** 2 + (ky * CORRELATION[1]) ** 2 + (kz * CORRELATION[2]) ** 2)
     )
-    field = np.fft.irfftn(np.fft.rfftn(noise) * kernel, s=(n, n, n))
+    field = np.fft.irfftn(np.fft.rfftn(noise) * kernel, s=(n, n, n), axes=(0, 1, 2))
     field = (field - field.mean()) / field.std()
     rho = np.linspace(rho_min, rho_max, n)[:, None, None]
     solid = field > ndtri(1.0 - rho)

@@ -141,7 +141,7 @@ def _read_mat(path: Path, key: str | None) -> tuple[np.ndarray, None]:
 
     try:
         variables = scipy.io.loadmat(path)
-    except NotImplementedError:  # MATLAB v7.3 is HDF5
+    except (NotImplementedError, scipy.io.matlab.MatReadError):  # MATLAB v7.3 is HDF5
         return _read_mat73(path, key), None
     except (ValueError, OSError, TypeError) as error:
         raise MetainvError(f"{path}: not a readable MATLAB file ({error})") from None
@@ -151,6 +151,8 @@ def _read_mat(path: Path, key: str | None) -> tuple[np.ndarray, None]:
 
 def _read_mat73(path: Path, key: str | None) -> np.ndarray:
     h5py = _optional("h5py", "MATLAB v7.3")
+    if not h5py.is_hdf5(path):
+        raise MetainvError(f"{path}: neither a MATLAB v5 nor a v7.3 (HDF5) file")
     with h5py.File(path, "r") as handle:
         arrays = {
             k: handle[k]
