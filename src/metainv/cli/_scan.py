@@ -150,3 +150,49 @@ def _print_summary(document: dict, out: Path | None, png: Path | None) -> None:
     written = [str(p) for p in (out, png) if p is not None]
     if written:
         Console(stderr=True).print(f"[green]wrote[/] {', '.join(written)} (unit {record['unit']})")
+
+
+@scan_app.command("map")
+@handle_errors
+def map_command(
+    scan: Path = typer.Argument(..., help=SCAN_HELP),
+    out: Path = typer.Option(..., "--out", help="Folder: windows/, map.npz, map.vtu, map.json."),
+    window: int = typer.Option(..., "--window", help="Window edge in (coarsened) voxels."),
+    stride: int = typer.Option(..., "--stride", help="Step between windows in voxels."),
+    crop: str = typer.Option(None, "--crop", help="Region X,Y,Z,NX,NY,NZ (default: all)."),
+    segmentation: str = typer.Option("otsu", "--segment", "--threshold", help=SEGMENT_HELP),
+    coarsen: int = typer.Option(1, "--coarsen", help="Coarsen by this factor per axis."),
+    voxel_size: float = typer.Option(None, "--voxel-size", help="Voxel edge (file's, else 1)."),
+    key: str = typer.Option(None, "--key", help="Variable of a .mat file."),
+    tissue_modulus: str = typer.Option("1", "--tissue-modulus", help=TISSUE_HELP),
+    poisson: float = typer.Option(0.3, "--poisson", help="Poisson ratio of the tissue."),
+    boundary: str = typer.Option("affine", "--boundary", help="affine, periodic or static."),
+    void_ratio: float = typer.Option(1e-6, "--void-modulus-ratio", help=VOID_HELP),
+) -> None:
+    """Stiffness map over windows of a scan (resumable: finished windows are kept)."""
+    from metainv.scan.homogenize import prepare_scan, tissue_unit
+    from metainv.scan.maps import stiffness_map
+
+    value, unit = tissue_unit(tissue_modulus)
+    prepared = prepare_scan(scan, _crop(crop), segmentation, coarsen, voxel_size, key, cube=False)
+    console = Console(stderr=True)
+
+    def on_window(index: int, total: int, reused: bool) -> None:
+        console.print(f"window {index + 1}/{total}{' (kept)' if reused else ''}")
+
+    record = {**prepared.options, "unit": unit}
+    summary = stiffness_map(
+        prepared.solid,
+        out,
+        window,
+        stride,
+        value,
+        poisson,
+        boundary,
+        void_ratio,
+        prepared.voxel_size,
+        record,
+        on_window,
+    )
+    grid = "x".join(map(str, summary["grid"]))
+    console.print(f"[green]wrote[/] {out}/map.npz, map.vtu, map.json ({grid} windows, {unit})")

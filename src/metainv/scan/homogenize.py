@@ -27,7 +27,7 @@ from metainv.errors import MetainvError
 from metainv.resources import VOXEL_FE_BYTES, VOXEL_FE_SECONDS, check_memory
 from metainv.scan.io import image_format, read_image
 from metainv.scan.morphometry import Fabric, bv_tv, fabric_tensor, largest_body_share
-from metainv.scan.segment import coarsen, crop_cube, segment
+from metainv.scan.segment import coarsen, crop_box, crop_cube, segment
 from metainv.targets import NORMALIZED, parse_modulus
 from metainv.tensors import C21_NAMES, c21_from_matrix, closest_orthotropic
 from metainv.version import VERSION
@@ -101,13 +101,16 @@ def prepare_scan(
     coarsening: int = 1,
     voxel_size: float | None = None,
     key: str | None = None,
+    cube: bool = True,
 ) -> PreparedScan:
     """Read, crop, segment and coarsen a scan (:mod:`metainv.scan.segment`).
 
     voxel_size: edge of a scan voxel (overrides the file's; default the file's, else 1).
+    cube: the region must be a cube (``crop`` X,Y,Z,N or a cubic scan); else ``crop`` may be
+    a box X,Y,Z,NX,NY,NZ (stiffness maps).
     """
     image = read_image(path, key=key)
-    cube = crop_cube(image.values, crop)
+    cube = crop_cube(image.values, crop) if cube else crop_box(image.values, crop)
     segmented = segment(cube, segmentation)
     solid = coarsen(segmented.solid, coarsening)
     size = voxel_size if voxel_size is not None else image.voxel_size

@@ -53,6 +53,26 @@ def crop_cube(image: np.ndarray, crop: Sequence[int] | None) -> np.ndarray:
     return image[x : x + n, y : y + n, z : z + n]
 
 
+def crop_box(image: np.ndarray, box: Sequence[int] | None) -> np.ndarray:
+    """The box ``image[x:x+nx, y:y+ny, z:z+nz]`` for ``box = (x, y, z, nx, ny, nz)``, or the
+    cube of :func:`crop_cube` for four numbers; ``None`` keeps the whole image."""
+    if box is None:
+        return image
+    if len(box) == 4:
+        return crop_cube(image, box)
+    if len(box) != 6 or any(int(c) != c for c in box):
+        raise MetainvError(f"--crop must be X,Y,Z,N or X,Y,Z,NX,NY,NZ, got {list(box)}")
+    origin, size = [int(c) for c in box[:3]], [int(c) for c in box[3:]]
+    if min(origin) < 0 or min(size) < 1:
+        raise MetainvError(f"--crop needs X,Y,Z >= 0 and sizes >= 1, got {list(box)}")
+    if any(o + s > n for o, s, n in zip(origin, size, image.shape, strict=True)):
+        raise MetainvError(
+            f"--crop {','.join(map(str, box))} reaches outside the scan of shape "
+            f"{'x'.join(map(str, image.shape))}"
+        )
+    return image[tuple(slice(o, o + s) for o, s in zip(origin, size, strict=True))]
+
+
 def otsu_threshold(values: np.ndarray) -> float:
     """Otsu's threshold (scikit-image) of the grey values; a voxel ``>=`` it is solid."""
     from skimage.filters import threshold_otsu
@@ -95,19 +115,18 @@ def segment(image: np.ndarray, segmentation: str | float = "otsu") -> Segmented:
 
 
 def coarsen(solid: np.ndarray, factor: int) -> np.ndarray:
-    """Coarsen a binary cube by ``factor`` per axis (majority: solid when at least half of
+    """Coarsen a binary box by ``factor`` per axis (majority: solid when at least half of
     the ``factor^3`` fine voxels are); the edge must be a multiple of ``factor``."""
     if int(factor) != factor or factor < 1:
         raise MetainvError(f"--coarsen must be a whole number >= 1, got {factor}")
     factor = int(factor)
     if factor == 1:
         return solid
-    n = solid.shape[0]
-    if n % factor:
+    if any(n % factor for n in solid.shape):
         raise MetainvError(
-            f"--coarsen {factor} needs an edge that is a multiple of {factor}, got {n} voxels "
-            "(adjust --crop)"
+            f"--coarsen {factor} needs edges that are multiples of {factor}, got "
+            f"{'x'.join(map(str, solid.shape))} voxels (adjust --crop)"
         )
-    m = n // factor
-    blocks = solid.reshape(m, factor, m, factor, m, factor).mean(axis=(1, 3, 5))
+    a, b, c = (n // factor for n in solid.shape)
+    blocks = solid.reshape(a, factor, b, factor, c, factor).mean(axis=(1, 3, 5))
     return blocks >= 0.5
