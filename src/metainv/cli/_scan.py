@@ -196,3 +196,46 @@ def map_command(
     )
     grid = "x".join(map(str, summary["grid"]))
     console.print(f"[green]wrote[/] {out}/map.npz, map.vtu, map.json ({grid} windows, {unit})")
+
+
+@scan_app.command("implant")
+@handle_errors
+def implant_command(
+    map_folder: Path = typer.Argument(..., help="Folder of `metainv scan map` (map.json)."),
+    out: Path = typer.Option(..., "--out", help="Folder: designs/ per window, part/ (STL...)."),
+    base_modulus: str = typer.Option(
+        None, "--base-modulus", help="Printed material's Young's modulus, e.g. 114GPa."
+    ),
+    family: str = typer.Option("truss", "--family", help="Family with a grade function."),
+    cell_size: float = typer.Option(
+        None, "--cell-size", help="Lattice cell edge in map voxels.", show_default="the stride"
+    ),
+    zeta: float = typer.Option(0.5, "--zeta", help="RBF transition width (SI Eq. 14)."),
+    samples: int = typer.Option(None, "--samples", help="Candidates drawn per window (truss)."),
+    refine: bool = typer.Option(True, "--refine/--no-refine", help="Polish by FE (truss)."),
+    force: bool = typer.Option(False, "--force", help="Replace a previous part."),
+) -> None:
+    """Design each window of a stiffness map and grade a lattice between them (STL)."""
+    from metainv.scan.implant import graded_implant
+
+    console = Console(stderr=True)
+    options: dict = {"refine": refine} if family == "truss" else {}
+    if samples is not None:
+        options["samples"] = samples
+    summary = graded_implant(
+        map_folder,
+        out,
+        base_modulus,
+        family,
+        cell_size,
+        zeta,
+        force,
+        on_step=lambda message: console.print(message),
+        design_options=options,
+    )
+    parts = [f"STL watertight: {summary.get('stl', {}).get('watertight')}"]
+    if "cells" in summary:
+        parts.insert(0, f"{summary['cells']} cells")
+    if "local_check" in summary:
+        parts.append(f"local check max NMSE {summary['local_check']['max_nmse']:.3g}")
+    console.print(f"[green]wrote[/] {out}/part ({', '.join(parts)})")
