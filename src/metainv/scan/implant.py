@@ -8,10 +8,18 @@ when re-run with the same settings). The window centres become the control point
 :func:`metainv.api.grade` (cell units: voxels / ``cell_size``), over the box of the mapped
 region, which writes the graded lattice, its watertight STL and the local check of the
 stiffness along the part into ``OUT/part``.
+
+Neighbouring windows may get designs whose cells cannot be blended (e.g. truss cells rotated far
+from each other: the grader refuses a degenerate interpolated basis). Each window therefore
+keeps ``top`` candidates (default 3), and when the grader names two controls that do not
+blend, the second one moves on to its next candidate (written as ``choice.json`` beside its
+designs.json), until every pair blends or a window runs out of candidates.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,12 +28,14 @@ import numpy as np
 
 from metainv.api import design, grade
 from metainv.errors import MetainvError
-from metainv.files import read_json
+from metainv.files import read_json, write_text_atomic
 from metainv.targets import NORMALIZED, PASCALS_PER_UNIT, Target, modulus_in_pascal
 from metainv.tensors import matrix_from_c21
 
 DESIGN_FOLDER = "designs"
 PART_FOLDER = "part"
+#: The grader's message for two controls whose bases do not blend (metainv.grading).
+_NO_BLEND = re.compile(r"between control (\d+) .*? and control (\d+) .*?degenerates")
 
 
 def window_targets(summary: dict[str, Any], base_modulus: str | float | None) -> list[Target]:
@@ -90,8 +100,8 @@ def graded_implant(
     if not cell > 0:
         raise MetainvError(f"--cell-size must be positive, got {cell_size}")
     out = Path(out)
-    options = {"top": 1, **(design_options or {})}
-    controls, files = [], []
+    options = {"top": 3, **(design_options or {})}
+    folders, centres = [], []
     for target, window in zip(
         window_targets(summary, base_modulus), summary["windows"], strict=True
     ):
@@ -105,20 +115,40 @@ def graded_implant(
         ):
             step(f"designing {target.name}")
             design(target, family=family, **options).write(folder, files=False)
-        files.append(str(path))
-        controls.append(([c / cell for c in window["centre"]], path))
+        folders.append(folder)
+        centres.append([c / cell for c in window["centre"]])
     box = [n / cell for n in settings["region_shape"]]
-    step("grading")
-    result = grade(
-        controls,
-        out / PART_FOLDER,
-        box=box,
-        zeta=zeta,
-        family=family,
-        on_step=on_step,
-        force=force,
-        **(grade_options or {}),
-    )
-    result["designs"] = files
+    documents = [read_json(folder / "designs.json") for folder in folders]
+    choice = [0] * len(folders)
+    while True:
+        controls = []
+        for folder, document, k, centre in zip(folders, documents, choice, centres, strict=True):
+            path = folder / "choice.json"
+            write_text_atomic(path, json.dumps(document["candidates"][k]["design"], indent=1))
+            controls.append((centre, path))
+        step("grading")
+        try:
+            result = grade(
+                controls,
+                out / PART_FOLDER,
+                box=box,
+                zeta=zeta,
+                family=family,
+                on_step=on_step,
+                force=force,
+                **(grade_options or {}),
+            )
+            break
+        except MetainvError as error:
+            match = _NO_BLEND.search(str(error))
+            if match is None:
+                raise
+            second = int(match.group(2)) - 1
+            if choice[second] + 1 >= len(documents[second]["candidates"]):
+                raise
+            choice[second] += 1
+            step(f"{folders[second].name}: candidate {choice[second] + 1} (blends better)")
+    result["designs"] = [str(folder / "designs.json") for folder in folders]
+    result["candidates_chosen"] = [k + 1 for k in choice]
     result["cell_size_voxels"] = cell
     return result
