@@ -9,6 +9,9 @@ Typical use::
     document, result = homogenize_scan_file("bone.npy", tissue_modulus="10GPa",
                                             boundaries=("affine", "periodic", "static"))
     result.C            # (6, 6) in GPa, affine (kinematic) boundary conditions
+
+:mod:`metainv.scan.implant` (designs per map window and the graded part) builds on
+:mod:`metainv.api` and is imported on its own.
 """
 
 from metainv.scan.homogenize import (
@@ -22,6 +25,7 @@ from metainv.scan.homogenize import (
     scan_document,
 )
 from metainv.scan.io import FORMATS, Image, read_image
+from metainv.scan.maps import stiffness_map, window_origins
 from metainv.scan.morphometry import (
     Fabric,
     bv_tv,
@@ -52,4 +56,6 @@ __all__ = [
     "read_image",
     "scan_document",
     "segment",
+    "stiffness_map",
+    "window_origins",
 ]
