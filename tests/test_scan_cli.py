@@ -100,3 +100,12 @@ def test_map_writes_vtu_npz_json_and_resumes(tmp_path):
     np.testing.assert_allclose(targets[1].stiffness, data["C"][1] / 20, rtol=1e-12)  # GPa / 20GPa
     with pytest.raises(MetainvError, match="--base-modulus"):
         window_targets(summary, None)
+
+
+def test_map_windows_in_worker_processes_give_the_same_numbers(tmp_path):
+    from metainv.scan import stiffness_map
+
+    solid = demo_scan(16, seed=4) > 115
+    serial = stiffness_map(solid[:, :8, :8], tmp_path / "a", 8, 8, 10.0, workers=1)
+    parallel = stiffness_map(solid[:, :8, :8], tmp_path / "b", 8, 8, 10.0, workers=2)
+    assert [w["C21"] for w in serial["windows"]] == [w["C21"] for w in parallel["windows"]]

@@ -168,6 +168,9 @@ def map_command(
     poisson: float = typer.Option(0.3, "--poisson", help="Poisson ratio of the tissue."),
     boundary: str = typer.Option("affine", "--boundary", help="affine, periodic or static."),
     void_ratio: float = typer.Option(1e-6, "--void-modulus-ratio", help=VOID_HELP),
+    workers: int = typer.Option(1, "--workers", help="Windows computed in parallel."),
+    backend: str = typer.Option("local", "--backend", help="local (processes) or dask."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address."),
 ) -> None:
     """Stiffness map over windows of a scan (resumable: finished windows are kept)."""
     from metainv.scan.homogenize import prepare_scan, tissue_unit
@@ -193,6 +196,9 @@ def map_command(
         prepared.voxel_size,
         record,
         on_window,
+        workers,
+        backend,
+        scheduler,
     )
     grid = "x".join(map(str, summary["grid"]))
     console.print(f"[green]wrote[/] {out}/map.npz, map.vtu, map.json ({grid} windows, {unit})")

@@ -5,7 +5,9 @@ inside the segmented region); window ``w`` is homogenized by :func:`metainv.scan
 and its result written atomically to ``OUT/windows/window-<w>.json`` together with the settings
 it was computed with. Re-running the same command skips every window whose file holds the same
 settings (an interrupted map resumes; a changed setting recomputes), so the result does not
-depend on interruptions. The assembled map is written as
+depend on interruptions. Windows run in this process or in parallel (worker processes or a
+dask cluster) through :func:`metainv.data.shards.run_tasks`, each single-threaded, so the
+numbers do not depend on the backend either. The assembled map is written as
 
 * ``map.npz``: ``centres`` (m, 3) in voxels of the region, ``C`` (m, 6, 6) in the tissue
   modulus' unit, ``bv_tv`` (m,), ``grid`` (3,) windows per axis, ``origins`` (m, 3);
@@ -22,11 +24,13 @@ import io
 import json
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from metainv.data.shards import run_tasks, single_threaded
 from metainv.errors import MetainvError
 from metainv.files import read_json, temporary_path, write_bytes_atomic, write_text_atomic
 from metainv.resources import check_memory
@@ -52,6 +56,48 @@ def window_origins(shape: Sequence[int], window: int, stride: int) -> tuple[np.n
     return np.stack([g.ravel() for g in grids], axis=1), tuple(counts)
 
 
+@dataclass(frozen=True)
+class WindowTask:
+    """One window of a map: its index, the ``cube`` of voxels (bool), the settings and the
+    file to write (picklable, for worker processes)."""
+
+    index: int
+    origin: tuple[int, int, int]
+    cube: np.ndarray
+    settings: dict[str, Any]
+    voxel_size: float
+    path: str
+
+
+def run_window(task: WindowTask) -> dict[str, Any]:
+    """Homogenize one window single-threaded and write its file atomically; returns the entry."""
+    settings, window = task.settings, task.settings["window"]
+    with single_threaded():
+        if task.cube.any():
+            result = homogenize_scan(
+                task.cube,
+                settings["tissue_modulus"],
+                settings["poisson_ratio"],
+                [settings["boundary"]],
+                settings["void_modulus_ratio"],
+                task.voxel_size,
+                check_resources=False,
+            )
+            c21, bv = c21_from_matrix(result.C).tolist(), result.bv_tv
+        else:
+            c21, bv = [0.0] * 21, 0.0
+    entry = {
+        "index": task.index,
+        "settings": settings,
+        "origin": [int(o) for o in task.origin],
+        "centre": [float(o) + window / 2 for o in task.origin],
+        "C21": c21,
+        "bv_tv": bv,
+    }
+    write_text_atomic(task.path, json.dumps(entry, indent=1) + "\n")
+    return entry
+
+
 def stiffness_map(
     solid: np.ndarray,
     out: str | Path,
@@ -64,12 +110,18 @@ def stiffness_map(
     voxel_size: float = 1.0,
     record: dict[str, Any] | None = None,
     on_window: Callable[[int, int, bool], None] | None = None,
+    workers: int = 1,
+    backend: str = "local",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Homogenize every window of ``solid`` (any box shape, bool) into ``out`` (module
     docstring); returns the map summary (also written as ``map.json``).
 
     ``on_window(index, total, reused)`` is called after each window; ``record``: the scan's
     provenance (file, SHA-256, segmentation, ...), kept in ``map.json`` and in each window file.
+    ``workers``, ``backend`` (``local`` or ``dask``), ``scheduler``: run the windows in parallel
+    through :func:`metainv.data.shards.run_tasks` (each window single-threaded, so the result
+    does not depend on them).
     """
     solid = np.asarray(solid)
     if solid.ndim != 3 or solid.dtype != bool:
@@ -99,38 +151,24 @@ def stiffness_map(
         "threshold": (record or {}).get("threshold"),
         "coarsen": (record or {}).get("coarsen"),
     }
-    entries = []
+    done: dict[int, dict[str, Any]] = {}
+    tasks = []
     for index, origin in enumerate(origins):
         path = folder / WINDOW_PATTERN.format(index=index)
         entry = _reuse(path, settings, origin)
-        reused = entry is not None
-        if entry is None:
-            x, y, z = origin
-            cube = solid[x : x + window, y : y + window, z : z + window]
-            if cube.any():
-                result = homogenize_scan(
-                    cube,
-                    tissue_modulus,
-                    poisson_ratio,
-                    [boundary],
-                    void_modulus_ratio,
-                    voxel_size,
-                    check_resources=False,
-                )
-                c21, bv = c21_from_matrix(result.C).tolist(), result.bv_tv
-            else:
-                c21, bv = [0.0] * 21, 0.0
-            entry = {
-                "settings": settings,
-                "origin": [int(o) for o in origin],
-                "centre": [float(o) + window / 2 for o in origin],
-                "C21": c21,
-                "bv_tv": bv,
-            }
-            write_text_atomic(path, json.dumps(entry, indent=1) + "\n")
-        entries.append(entry)
+        if entry is not None:
+            done[index] = entry
+            if on_window is not None:
+                on_window(index, len(origins), True)
+            continue
+        x, y, z = (int(o) for o in origin)
+        cube = np.ascontiguousarray(solid[x : x + window, y : y + window, z : z + window])
+        tasks.append(WindowTask(index, (x, y, z), cube, settings, float(voxel_size), str(path)))
+    for entry in run_tasks(run_window, tasks, workers, backend, scheduler):
+        done[entry["index"]] = entry
         if on_window is not None:
-            on_window(index, len(origins), reused)
+            on_window(entry["index"], len(origins), False)
+    entries = [done[index] for index in range(len(origins))]
     return _write_map(out, entries, counts, settings, voxel_size, record)
 
 
