@@ -110,8 +110,8 @@ def prepare_scan(
     a box X,Y,Z,NX,NY,NZ (stiffness maps).
     """
     image = read_image(path, key=key)
-    cube = crop_cube(image.values, crop) if cube else crop_box(image.values, crop)
-    segmented = segment(cube, segmentation)
+    region = crop_cube(image.values, crop) if cube else crop_box(image.values, crop)
+    segmented = segment(region, segmentation)
     solid = coarsen(segmented.solid, coarsening)
     size = voxel_size if voxel_size is not None else image.voxel_size
     if size is not None and not (np.isfinite(size) and size > 0):
