@@ -7,7 +7,8 @@ Usage::
     python benchmarks/scan.py --map --max-windows 3    # the first 3 of 27 windows, extrapolated
 
 The scan is the deterministic demo image (:func:`metainv.scan.demo.demo_scan`, Otsu
-segmentation, BV/TV about 0.3), affine BCs with an ersatz marrow (1e-6), single-threaded BLAS.
+segmentation, BV/TV about 0.3), affine BCs, marrow removed (the scan default), single-threaded
+BLAS.
 Prints a table and one JSON line; wall and CPU seconds both (a shared machine inflates wall
 time), peak resident memory of the process (``ru_maxrss``) and the load average.
 """

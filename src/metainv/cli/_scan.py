@@ -32,7 +32,16 @@ TISSUE_HELP = "Young's modulus of the bone tissue, e.g. 10GPa (a bare number: C 
 BOUNDARY_HELP = (
     "affine (kinematic), periodic, static (traction); repeat to compare (first: JSON C)."
 )
-VOID_HELP = "Ersatz modulus of marrow voxels over the tissue's (static needs about 1e-3)."
+VOID_HELP = (
+    "Ersatz modulus of marrow voxels over the tissue's; 0 (default) removes the marrow "
+    "(static then uses 1e-3)."
+)
+
+
+def _void(ratio: float) -> float | None:
+    if ratio < 0 or ratio > 1:
+        raise MetainvError(f"--void-modulus-ratio must lie in [0, 1], got {ratio}")
+    return None if ratio == 0 else ratio
 
 
 def _crop(text: str | None) -> list[int] | None:
@@ -77,7 +86,7 @@ def homogenize_command(
     tissue_modulus: str = typer.Option("1", "--tissue-modulus", help=TISSUE_HELP),
     poisson: float = typer.Option(0.3, "--poisson", help="Poisson ratio of the tissue."),
     boundary: list[str] = typer.Option(["affine"], "--boundary", help=BOUNDARY_HELP),
-    void_ratio: float = typer.Option(1e-6, "--void-modulus-ratio", help=VOID_HELP),
+    void_ratio: float = typer.Option(0.0, "--void-modulus-ratio", help=VOID_HELP),
     base_modulus: str = typer.Option(
         None, "--base-modulus", help="Printed material's modulus recorded in the JSON, e.g. 114GPa."
     ),
@@ -107,7 +116,7 @@ def homogenize_command(
         tissue_modulus=tissue_modulus,
         poisson_ratio=poisson,
         boundaries=boundary,
-        void_modulus_ratio=void_ratio,
+        void_modulus_ratio=_void(void_ratio),
         base_modulus=base_modulus,
         on_estimate=on_estimate,
     )
@@ -167,7 +176,7 @@ def map_command(
     tissue_modulus: str = typer.Option("1", "--tissue-modulus", help=TISSUE_HELP),
     poisson: float = typer.Option(0.3, "--poisson", help="Poisson ratio of the tissue."),
     boundary: str = typer.Option("affine", "--boundary", help="affine, periodic or static."),
-    void_ratio: float = typer.Option(1e-6, "--void-modulus-ratio", help=VOID_HELP),
+    void_ratio: float = typer.Option(0.0, "--void-modulus-ratio", help=VOID_HELP),
     workers: int = typer.Option(1, "--workers", help="Windows computed in parallel."),
     backend: str = typer.Option("local", "--backend", help="local (processes) or dask."),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address."),
@@ -192,7 +201,7 @@ def map_command(
         value,
         poisson,
         boundary,
-        void_ratio,
+        _void(void_ratio),
         prepared.voxel_size,
         record,
         on_window,

@@ -36,6 +36,7 @@ from metainv.files import read_json, temporary_path, write_bytes_atomic, write_t
 from metainv.resources import check_memory
 from metainv.scan.homogenize import check_boundaries, estimate_homogenization, homogenize_scan
 from metainv.tensors import C21_NAMES, c21_from_matrix, matrix_from_c21
+from metainv.voxel import keep_held_voxels
 
 WINDOW_PATTERN = "window-{index:05d}.json"
 MAP_FILES = ("map.npz", "map.vtu", "map.json")
@@ -72,8 +73,11 @@ class WindowTask:
 def run_window(task: WindowTask) -> dict[str, Any]:
     """Homogenize one window single-threaded and write its file atomically; returns the entry."""
     settings, window = task.settings, task.settings["window"]
+    periodic = settings["boundary"] == "periodic"
+    removed = settings["void_modulus_ratio"] is None and settings["boundary"] != "static"
+    held = keep_held_voxels(task.cube, periodic).any() if removed else task.cube.any()
     with single_threaded():
-        if task.cube.any():
+        if held:
             result = homogenize_scan(
                 task.cube,
                 settings["tissue_modulus"],
@@ -85,7 +89,7 @@ def run_window(task: WindowTask) -> dict[str, Any]:
             )
             c21, bv = c21_from_matrix(result.C).tolist(), result.bv_tv
         else:
-            c21, bv = [0.0] * 21, 0.0
+            c21, bv = [0.0] * 21, float(task.cube.mean())  # no bone the BCs hold: C = 0
     entry = {
         "index": task.index,
         "settings": settings,
@@ -106,7 +110,7 @@ def stiffness_map(
     tissue_modulus: float = 1.0,
     poisson_ratio: float = 0.3,
     boundary: str = "affine",
-    void_modulus_ratio: float = 1e-6,
+    void_modulus_ratio: float | None = None,
     voxel_size: float = 1.0,
     record: dict[str, Any] | None = None,
     on_window: Callable[[int, int, bool], None] | None = None,
@@ -144,7 +148,7 @@ def stiffness_map(
         "tissue_modulus": float(tissue_modulus),
         "poisson_ratio": float(poisson_ratio),
         "boundary": boundary,
-        "void_modulus_ratio": float(void_modulus_ratio),
+        "void_modulus_ratio": None if void_modulus_ratio is None else float(void_modulus_ratio),
         "region_shape": list(solid.shape),
         "scan_sha256": (record or {}).get("sha256"),
         "segmentation": (record or {}).get("segmentation"),
