@@ -44,6 +44,9 @@ from metainv.fem import (
 
 logger = logging.getLogger(__name__)
 
+#: Solvers of :func:`metainv.fem.make_solver` that take the assembled matrix used here.
+ASSEMBLED_SOLVERS = ("amg", "direct")
+
 
 def static_compliance(
     moduli: np.ndarray,
@@ -57,6 +60,11 @@ def static_compliance(
     moduli: (n, n, n) positive Young's moduli of the voxels (every voxel an element).
     Returns ``(S, n_unknowns, (cg_iterations, max_relative_residual), seconds)``.
     """
+    if solver not in ASSEMBLED_SOLVERS:
+        raise MetainvError(
+            f"static boundary conditions need an assembled-matrix solver "
+            f"({', '.join(ASSEMBLED_SOLVERS)}), got {solver!r}"
+        )
     if np.any(moduli <= 0):
         raise MetainvError(
             "static (uniform traction) boundary conditions load every boundary face, so void "
