@@ -282,6 +282,8 @@ def _provenance(target: Any) -> dict[str, Any]:
             "unit": target.unit,
             "base_modulus_pa": target.base_modulus_pa,
             "base_material": target.base_material,
+            "source": target.source,
+            "scan": target.scan,
         }.items()
         if value is not None
     }

@@ -9,7 +9,8 @@ Sources:
 * a JSON file ``{"C": [[...6 numbers...], ...6 rows...]}`` or ``{"C21": [...21 numbers...]}``
   (21 constants in spec order ``C11 C12 ... C16 C22 ... C66``), optionally with ``"unit"`` and
   ``"base_modulus"`` (overridden by the arguments of :func:`load_target`) and descriptive keys
-  ``name``, ``description``, ``base_material``, ``source``, ``notes``;
+  ``name``, ``description``, ``base_material``, ``source``, ``notes``, and ``scan`` (the record
+  of a homogenized scan, :mod:`metainv.scan`: its provenance goes into designs.json);
 * a CSV or whitespace-separated text file with 6 rows of 6 numbers (``#`` starts a comment);
 * a built-in name such as ``bone3`` (:func:`list_builtin_targets`).
 
@@ -54,6 +55,23 @@ METADATA_KEYS: tuple[str, ...] = (
     "base_material",
     "source",
     "notes",
+    "scan",
+)
+
+#: Keys of a target's ``scan`` record kept as the provenance of designs made for it.
+SCAN_PROVENANCE_KEYS: tuple[str, ...] = (
+    "file",
+    "sha256",
+    "crop",
+    "segmentation",
+    "threshold",
+    "coarsen",
+    "voxel_size",
+    "boundary",
+    "tissue_modulus",
+    "tissue_poisson_ratio",
+    "unit",
+    "bv_tv",
 )
 
 _BUILTIN_PACKAGE = "metainv"
@@ -76,6 +94,8 @@ class Target:
     base_modulus_pa: float | None
     base_material: str | None = None
     description: str | None = None
+    source: str | None = None
+    scan: dict[str, Any] | None = None
 
     def normalize_modulus(self, modulus: float | str, what: str = "modulus") -> float:
         """Express a modulus (e.g. of the solid, ``"114GPa"`` or a number in :attr:`unit`)
@@ -244,7 +264,18 @@ def _target_from_text(
         base_modulus_pa=base_pa,
         base_material=_optional_string(metadata.get("base_material")),
         description=_optional_string(metadata.get("description")),
+        source=_optional_string(metadata.get("source")),
+        scan=_scan_provenance(name, metadata.get("scan")),
     )
+
+
+def _scan_provenance(name: str, record: Any) -> dict[str, Any] | None:
+    """The provenance part of a target's ``scan`` record (None without one)."""
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        raise TargetError(f"{name}: 'scan' must be a JSON object (a scan record), got {record!r}")
+    return {key: record[key] for key in SCAN_PROVENANCE_KEYS if key in record}
 
 
 def _builtin_folder() -> Any:

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("_models", "Train forward and inverse models."),
     "evaluate": ("_models", "Evaluate trained models against FE data."),
     "serve": ("_serve", "Web app: check targets, run designs, view and grade results."),
+    "scan": ("_scan", "Micro-CT scans: stiffness, stiffness maps, graded implants."),
 }
 #: Modules that add sub-commands to another module's group (imported with all the others).
 EXTRA_MODULES = ("_spinodoid",)

@@ -409,12 +409,13 @@ def _terminate_workers(executor: Any) -> None:
 
 
 def _run_local(
-    tasks: list[ShardTask], workers: int, scheduler: str | None
-) -> Generator[ShardRecord, None, None]:
-    """Shards in this process (``workers == 1``) or in a pool of spawned processes."""
+    tasks: list[Any], workers: int, scheduler: str | None, function: Callable = run_shard
+) -> Generator[Any, None, None]:
+    """Shards (or any picklable tasks of ``function``) in this process (``workers == 1``) or in
+    a pool of spawned processes."""
     if workers <= 1:
         for task in tasks:
-            yield run_shard(task)
+            yield function(task)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -425,7 +426,7 @@ def _run_local(
     )
     finished = False
     try:
-        futures = [executor.submit(run_shard, task) for task in tasks]
+        futures = [executor.submit(function, task) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
         finished = True
@@ -436,8 +437,8 @@ def _run_local(
 
 
 def _run_dask(
-    tasks: list[ShardTask], workers: int, scheduler: str | None
-) -> Generator[ShardRecord, None, None]:
+    tasks: list[Any], workers: int, scheduler: str | None, function: Callable = run_shard
+) -> Generator[Any, None, None]:
     """Shards on a dask.distributed cluster: ``scheduler`` (an address; its workers must see the
     data-set folder at the same path) or a LocalCluster of ``workers`` single-threaded worker
     processes, closed when done or interrupted."""
@@ -470,7 +471,7 @@ def _run_dask(
         futures = []
         finished = False
         try:
-            futures = [client.submit(run_shard, task, pure=False) for task in tasks]
+            futures = [client.submit(function, task, pure=False) for task in tasks]
             for future in as_completed(futures):
                 yield future.result()
             finished = True
@@ -507,13 +508,30 @@ def _kill(pids: list[int]) -> None:
 
 
 #: Runs shards and yields their records as they finish; closing it stops the workers.
-Backend = Callable[[list[ShardTask], int, str | None], Generator[ShardRecord, None, None]]
+Backend = Callable[..., Generator[Any, None, None]]
 
 #: backend name -> function(tasks, workers, scheduler).
 BACKENDS: dict[str, Backend] = {
     "local": _run_local,
     "dask": _run_dask,
 }
+
+
+def run_tasks(
+    function: Callable[[Any], Any],
+    tasks: list[Any],
+    workers: int = 1,
+    backend: str = "local",
+    scheduler: str | None = None,
+) -> Generator[Any, None, None]:
+    """Run ``function`` on each picklable task with a backend of :data:`BACKENDS` (the same
+    processes, interruption and dask handling as the shards) and yield the results as they
+    finish (in any order). ``function`` must be importable (module level) for the workers."""
+    if backend not in BACKENDS:
+        raise MetainvError(f"unknown backend {backend!r} (expected: {', '.join(BACKENDS)})")
+    if workers < 1:
+        raise MetainvError(f"--workers must be >= 1, got {workers}")
+    yield from BACKENDS[backend](tasks, workers, scheduler, function=function)  # type: ignore[call-arg]
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from metainv.tensors._elastic import (
 )
 from metainv.tensors._frames import (
     canonical_stiffness,
+    closest_orthotropic,
     dilatational_tensor,
     material_frame,
     voigt_contracted_tensor,
@@ -64,6 +65,7 @@ __all__ = [
     "c21_from_matrix",
     "canonical_stiffness",
     "check_stiffness",
+    "closest_orthotropic",
     "compliance",
     "cubic_stiffness",
     "dilatational_tensor",

@@ -21,6 +21,11 @@ import numpy as np
 
 from metainv.tensors._backend import Array, is_torch, stack, transpose
 from metainv.tensors._rotation import rotate_stiffness
+from metainv.tensors._voigt import (
+    matrix_from_orthotropic9,
+    orthotropic9_from_matrix,
+    voigt_to_mandel,
+)
 
 try:
     import torch
@@ -92,8 +97,28 @@ def canonical_stiffness(C: Array) -> tuple[Array, Array]:
     return Q, rotate_stiffness(C, transpose(Q))
 
 
+def closest_orthotropic(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The orthotropic stiffness closest to ``C`` (6, 6) in its material frame (numpy only).
+
+    Returns ``(Q, C_ortho, distance)``: the material frame ``Q`` (3, 3) of
+    :func:`material_frame` (its columns are the orthotropy axes, the eigenvectors of the
+    dilatational tensor, as proposed by Cowin 1989 for the symmetry axes), ``C_ortho`` (6, 6):
+    the nine orthotropic constants of ``Q^T . C`` with the couplings set to zero (the nearest
+    orthotropic tensor in that frame in the Frobenius norm of the Mandel form), and
+    ``distance = |Q^T . C - C_ortho| / |Q^T . C|`` in that norm (0 for an orthotropic ``C``
+    whose dilatational tensor has distinct eigenvalues).
+    """
+    C = np.asarray(C, dtype=np.float64)
+    Q, canonical = canonical_stiffness(C)
+    ortho = matrix_from_orthotropic9(orthotropic9_from_matrix(canonical))
+    norm = float(np.linalg.norm(voigt_to_mandel(canonical)))
+    distance = float(np.linalg.norm(voigt_to_mandel(canonical - ortho))) / norm if norm > 0 else 0.0
+    return np.asarray(Q), np.asarray(ortho), distance
+
+
 __all__ = [
     "canonical_stiffness",
+    "closest_orthotropic",
     "dilatational_tensor",
     "material_frame",
     "voigt_contracted_tensor",

@@ -9,7 +9,9 @@ modulus ``ratio * E_s`` or no element at all. For each of the six unit macroscop
 
 * ``"affine"``: zero on the whole boundary of the cube (kinematic / Dirichlet BCs, Voigt-type):
   ``u = eps x`` on every boundary node;
-* ``"periodic"``: periodic (equal on opposite faces; one node pinned against translation).
+* ``"periodic"``: periodic (equal on opposite faces; one node pinned against translation);
+* ``"static"``: uniform tractions ``Sigma n`` on the boundary instead of strains, the lower
+  bound (:mod:`metainv.voxel.static`; needs an ersatz void).
 
 Both satisfy the Hill-Mandel condition, so the stiffness is the strain-energy form
 
@@ -21,9 +23,10 @@ being stationary there, is only quadratically sensitive to the solver error.
 
 Bounds: for the same voxel model, affine BCs are more constrained than periodic ones, so
 ``C_affine >= C_periodic`` in the Loewner order (affine gives the upper, stiffer bound of the
-apparent stiffness; periodic is the better estimate of a periodic medium; traction BCs, not
-implemented, would give the lower bound). For a non-periodic field such as a spinodoid the
-affine BC is the reference choice (Kumar et al. 2020, spec ``spinodoid.md``).
+apparent stiffness; periodic is the better estimate of a periodic medium; the static
+(uniform-traction) BCs give the lower bound, ``C_periodic >= C_static``). For a non-periodic
+field such as a spinodoid the affine BC is the reference choice (Kumar et al. 2020, spec
+``spinodoid.md``).
 
 Void handling (``void_modulus_ratio``):
 
@@ -78,10 +81,11 @@ from metainv.fem import (
     shifted_moduli,
 )
 from metainv.tensors import isotropic_stiffness
+from metainv.voxel.static import static_compliance
 
 logger = logging.getLogger(__name__)
 
-BOUNDARY_CONDITIONS = ("affine", "periodic")
+BOUNDARY_CONDITIONS = ("affine", "periodic", "static")
 #: Linear solvers of :data:`metainv.fem.SOLVERS` offered here.
 SOLVERS = ("amg", "direct")
 #: CG iteration limit.
@@ -135,7 +139,8 @@ def homogenize_voxels(
         youngs_modulus: solid Young's modulus ``E_s`` (the result is in its units; 1 gives C
             normalized by ``E_s``).
         poisson_ratio: solid Poisson ratio.
-        boundary: ``"affine"`` (u = eps x on the boundary; stiffer) or ``"periodic"``.
+        boundary: ``"affine"`` (u = eps x on the boundary; stiffer), ``"periodic"`` or
+            ``"static"`` (uniform tractions; softer, needs a float ``void_modulus_ratio``).
         void_modulus_ratio: ersatz modulus of void voxels over ``E_s``, or ``None`` to remove
             the void (and the solid islands that would float).
         solver: ``"amg"`` (default) or ``"direct"`` (small grids).
@@ -166,6 +171,8 @@ def homogenize_voxels_detailed(
     h = 1.0 / n
     periodic = boundary == "periodic"
     E = float(youngs_modulus)
+    if boundary == "static":
+        return _static(solid, E, poisson_ratio, void_modulus_ratio, solver, rtol)
 
     kept = solid if void_modulus_ratio is not None else keep_held_voxels(solid, periodic)
     if void_modulus_ratio is None:
@@ -216,6 +223,36 @@ def homogenize_voxels_detailed(
         kept_fraction=float(kept.mean()),
         n_unknowns=int(F.shape[0]),
         stats=stats,
+        seconds=seconds,
+    )
+
+
+def _static(
+    solid: np.ndarray,
+    E: float,
+    poisson_ratio: float,
+    void_modulus_ratio: float | None,
+    solver: str,
+    rtol: float,
+) -> VoxelHomogenization:
+    """The ``"static"`` boundary condition: ``C = S^-1`` of :mod:`metainv.voxel.static`."""
+    if void_modulus_ratio is None:
+        raise MetainvError(
+            "static boundary conditions need an ersatz void (void_modulus_ratio > 0, not None)"
+        )
+    moduli = np.where(solid, E, E * float(void_modulus_ratio))
+    S, n_unknowns, (iterations, residual), seconds = static_compliance(
+        moduli, poisson_ratio, solver, rtol, MAX_CG_ITERATIONS
+    )
+    clock = time.perf_counter()
+    C = np.linalg.inv(S)
+    seconds["stiffness"] = time.perf_counter() - clock
+    return VoxelHomogenization(
+        C=0.5 * (C + C.T),
+        solid_fraction=float(solid.mean()),
+        kept_fraction=float(solid.mean()),
+        n_unknowns=n_unknowns,
+        stats=SolveStats(iterations, residual),
         seconds=seconds,
     )
 

@@ -1,0 +1,154 @@
+"""A graded implant from a stiffness map: one design per window, graded between them.
+
+Each window's stiffness (``map.json`` of :func:`metainv.scan.maps.stiffness_map`, in the tissue
+modulus' unit) is normalized by the printed material's Young's modulus ``E_b`` and designed by
+:func:`metainv.api.design` (family ``truss`` by default, best candidate kept; written to
+``OUT/designs/window-<w>/designs.json`` with the window and scan as provenance, and reused
+when re-run with the same settings). The window centres become the control points of
+:func:`metainv.api.grade` (cell units: voxels / ``cell_size``), over the box of the mapped
+region, which writes the graded lattice, its watertight STL and the local check of the
+stiffness along the part into ``OUT/part``.
+
+Neighbouring windows may get designs whose cells cannot be blended (e.g. truss cells rotated far
+from each other: the grader refuses a degenerate interpolated basis). Each window therefore
+keeps ``top`` candidates (default 3), and when the grader names two controls that do not
+blend, the second one moves on to its next candidate (written as ``choice.json`` beside its
+designs.json), until every pair blends or a window runs out of candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metainv.api import design, grade
+from metainv.errors import MetainvError
+from metainv.files import read_json, write_text_atomic
+from metainv.targets import NORMALIZED, PASCALS_PER_UNIT, Target, modulus_in_pascal
+from metainv.tensors import matrix_from_c21
+
+DESIGN_FOLDER = "designs"
+PART_FOLDER = "part"
+#: The grader's message for two controls whose bases do not blend (metainv.grading).
+_NO_BLEND = re.compile(r"between control (\d+) .*? and control (\d+) .*?degenerates")
+
+
+def window_targets(summary: dict[str, Any], base_modulus: str | float | None) -> list[Target]:
+    """The windows of a map summary as targets normalized by the printed material's modulus."""
+    unit = (summary.get("scan") or {}).get("unit", NORMALIZED)
+    if unit == NORMALIZED:
+        if base_modulus is not None:
+            raise MetainvError(
+                "the map is normalized by the tissue modulus (a bare --tissue-modulus): "
+                "drop --base-modulus, or map with --tissue-modulus 10GPa"
+            )
+        factor, base_pa = 1.0, None
+    else:
+        if base_modulus is None:
+            raise MetainvError(
+                f"the map is in {unit}: pass --base-modulus, the printed material's Young's "
+                "modulus (e.g. --base-modulus 114GPa)"
+            )
+        base_pa = modulus_in_pascal(base_modulus, default_unit=unit)
+        factor = PASCALS_PER_UNIT[unit] / base_pa
+    scan = summary.get("scan") or {}
+    provenance = {k: scan[k] for k in ("file", "sha256", "segmentation", "coarsen") if k in scan}
+    targets = []
+    for index, window in enumerate(summary["windows"]):
+        C = matrix_from_c21(np.asarray(window["C21"], dtype=float)) * factor
+        targets.append(
+            Target(
+                name=f"window-{index:05d}",
+                stiffness=C,
+                unit=unit,
+                base_modulus_pa=base_pa,
+                description=f"scan window at {window['origin']} (voxels)",
+                scan={**provenance, "window_origin": window["origin"], "bv_tv": window["bv_tv"]},
+            )
+        )
+    return targets
+
+
+def graded_implant(
+    map_folder: str | Path,
+    out: str | Path,
+    base_modulus: str | float | None = None,
+    family: str = "truss",
+    cell_size: float | None = None,
+    zeta: float = 0.5,
+    force: bool = False,
+    on_step: Callable[[str], None] | None = None,
+    design_options: dict[str, Any] | None = None,
+    grade_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Designs per window and the graded part between them (module docstring).
+
+    cell_size: lattice cell edge in map voxels (default the map's stride). Returns the
+    grading summary with ``designs`` (the designs.json per window) added.
+    """
+    step = on_step or (lambda message: None)
+    summary = read_json(Path(map_folder) / "map.json")
+    if not isinstance(summary, dict) or "windows" not in summary:
+        raise MetainvError(f"{map_folder}: no map.json of `metainv scan map` found")
+    settings = summary["settings"]
+    cell = float(cell_size or settings["stride"])
+    if not cell > 0:
+        raise MetainvError(f"--cell-size must be positive, got {cell_size}")
+    out = Path(out)
+    options = {"top": 3, **(design_options or {})}
+    folders, centres = [], []
+    for target, window in zip(
+        window_targets(summary, base_modulus), summary["windows"], strict=True
+    ):
+        folder = out / DESIGN_FOLDER / target.name
+        path = folder / "designs.json"
+        previous = read_json(path) if path.is_file() else None
+        if not (
+            isinstance(previous, dict)
+            and previous.get("family") == family
+            and np.allclose(previous.get("target"), target.stiffness, rtol=1e-12, atol=0)
+        ):
+            step(f"designing {target.name}")
+            design(target, family=family, **options).write(folder, files=False)
+        folders.append(folder)
+        centres.append([c / cell for c in window["centre"]])
+    box = [n / cell for n in settings["region_shape"]]
+    documents = [read_json(folder / "designs.json") for folder in folders]
+    choice = [0] * len(folders)
+    while True:
+        controls = []
+        for folder, document, k, centre in zip(folders, documents, choice, centres, strict=True):
+            path = folder / "choice.json"
+            write_text_atomic(path, json.dumps(document["candidates"][k]["design"], indent=1))
+            controls.append((centre, path))
+        step("grading")
+        try:
+            result = grade(
+                controls,
+                out / PART_FOLDER,
+                box=box,
+                zeta=zeta,
+                family=family,
+                on_step=on_step,
+                force=force,
+                **(grade_options or {}),
+            )
+            break
+        except MetainvError as error:
+            match = _NO_BLEND.search(str(error))
+            if match is None:
+                raise
+            second = int(match.group(2)) - 1
+            if choice[second] + 1 >= len(documents[second]["candidates"]):
+                raise
+            choice[second] += 1
+            step(f"{folders[second].name}: candidate {choice[second] + 1} (blends better)")
+    result["designs"] = [str(folder / "designs.json") for folder in folders]
+    result["candidates_chosen"] = [k + 1 for k in choice]
+    result["cell_size_voxels"] = cell
+    return result
