@@ -57,6 +57,7 @@ from metainv.grading._output import (
     write_vtu,
 )
 from metainv.grading._problem import (
+    DissimilarControlsError,
     GradingProblem,
     graph_symmetries,
     load_control_design,
@@ -74,6 +75,7 @@ __all__ = [
     "OUTPUT_FILES",
     "Body",
     "CellCentres",
+    "DissimilarControlsError",
     "GradedLattice",
     "GradingProblem",
     "GradingQualityError",

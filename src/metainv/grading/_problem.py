@@ -187,6 +187,15 @@ def matched_basis_changes(
     return changes
 
 
+class DissimilarControlsError(MetainvError):
+    """Two control designs whose blended basis degenerates; ``pair`` holds their zero-based
+    indices ``(i, j)``, ``i < j``, so a caller can replace one of them."""
+
+    def __init__(self, pair: tuple[int, int], message: str) -> None:
+        super().__init__(message)
+        self.pair = pair
+
+
 def _check_blends(bases: Sequence[np.ndarray], names: Sequence[str], matched: bool) -> None:
     """Reject control pairs whose blend ``(1 - w) A_i + w A_j`` (SI Eq. 15 on the transition
     between two control points) degenerates for some weight ``w`` in [0, 1]."""
@@ -198,13 +207,14 @@ def _check_blends(bases: Sequence[np.ndarray], names: Sequence[str], matched: bo
                 abs(np.linalg.det(bases[i])), abs(np.linalg.det(bases[j]))
             )
             if det.min() < floor:
-                raise MetainvError(
+                raise DissimilarControlsError(
+                    (i, j),
                     f"the lattice basis interpolated between {names[i]} and {names[j]} "
                     f"degenerates (det A = {det.min():.3g} at weight {w[np.argmin(det)]:.2f}): "
                     "the two cells are too dissimilar (e.g. rotated far from each other) for "
                     "SI Eq. 15"
                     + (" even in their best-matched equivalent bases" if matched else "")
-                    + "; choose closer designs (rotate one closer to the other)"
+                    + "; choose closer designs (rotate one closer to the other)",
                 )
 
 

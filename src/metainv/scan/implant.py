@@ -19,7 +19,6 @@ designs.json), until every pair blends or a window runs out of candidates.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,13 @@ import numpy as np
 from metainv.api import design, grade
 from metainv.errors import MetainvError
 from metainv.files import read_json, write_text_atomic
+from metainv.grading import DissimilarControlsError
 from metainv.targets import NORMALIZED, PASCALS_PER_UNIT, Target, modulus_in_pascal
 from metainv.tensors import matrix_from_c21
 
 DESIGN_FOLDER = "designs"
 PART_FOLDER = "part"
 #: The grader's message for two controls whose bases do not blend (metainv.grading).
-_NO_BLEND = re.compile(r"between control (\d+) .*? and control (\d+) .*?degenerates")
 
 
 def window_targets(summary: dict[str, Any], base_modulus: str | float | None) -> list[Target]:
@@ -139,11 +138,8 @@ def graded_implant(
                 **(grade_options or {}),
             )
             break
-        except MetainvError as error:
-            match = _NO_BLEND.search(str(error))
-            if match is None:
-                raise
-            second = int(match.group(2)) - 1
+        except DissimilarControlsError as error:
+            second = error.pair[1]
             if choice[second] + 1 >= len(documents[second]["candidates"]):
                 raise
             choice[second] += 1
