@@ -227,16 +227,17 @@ def implant_command(
     ),
     zeta: float = typer.Option(0.5, "--zeta", help="RBF transition width (SI Eq. 14)."),
     samples: int = typer.Option(None, "--samples", help="Candidates drawn per window (truss)."),
-    refine: bool = typer.Option(True, "--refine/--no-refine", help="Polish by FE (truss)."),
+    refine: bool = typer.Option(
+        None, "--refine/--no-refine", help="Polish by FE (truss).", show_default="the family's"
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a previous part."),
 ) -> None:
     """Design each window of a stiffness map and grade a lattice between them (STL)."""
     from metainv.scan.implant import graded_implant
 
     console = Console(stderr=True)
-    options: dict = {"refine": refine} if family == "truss" else {}
-    if samples is not None:
-        options["samples"] = samples
+    given = {"refine": refine, "samples": samples}
+    options = {name: value for name, value in given.items() if value is not None}
     summary = graded_implant(
         map_folder,
         out,
