@@ -196,9 +196,10 @@ class Family:
         candidate; default :func:`candidate_summary` (relative density and NMSEs).
     write_design: ``(result, folder, files) -> document``; default :func:`write_design_files`.
     grade: ``(controls, box, zeta, out, **options) -> summary`` (graded part), or None.
-    features: ``(design) -> metainv.manufacturing.Features``: the smallest features of one
-        periodic cell per unit cell size (strut diameter, wall, pore, strut angles) and the
-        cell size in design units, for physical units and printability; or None.
+    features: ``(design, pore=True) -> metainv.manufacturing.Features``: the smallest
+        features of one periodic cell per unit cell size (strut diameter, wall, pore, strut
+        angles) and the cell size in design units, for physical units and printability
+        (``pore=False`` may skip the pore when it is the slow one); or None.
     options: operation (one of :data:`OPERATIONS`) -> names of the keyword options it takes.
     design_type: the class of its designs (lets :func:`family_of` find the family of a design).
     shard_size: default rows per shard of data generation.

@@ -290,7 +290,8 @@ def check_print(
 class PrintConstraint:
     """A design option: keep only the designs that print at ``cell_size_mm`` with ``process``.
 
-    Calling it on a design answers True or False (features are measured once per design);
+    Calling it on a design answers True or False (the features without the pore first:
+    ``features(design, pore=False)``, then all of them);
     :meth:`refusal` is the error when no candidate prints, naming the smallest cell size at
     which one of them would."""
 
@@ -371,32 +372,34 @@ def periodic_strut_gap(
     nodes = np.asarray(nodes, dtype=float)
     struts = np.asarray(struts, dtype=np.int64)
     offsets = np.asarray(offsets, dtype=np.int64)
+    F = np.asarray(F, dtype=float)
     shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
-    m = len(struts)
-    # central strut a against strut b shifted by c
-    a = np.repeat(np.arange(m), m * len(shifts))
-    b = np.tile(np.repeat(np.arange(m), len(shifts)), m)
-    c = np.tile(shifts, (m * m, 1))
-    a_start, a_end = struts[a, 0], struts[a, 1]
-    b_start, b_end = struts[b, 0], struts[b, 1]
+    start = nodes[struts[:, 0]] @ F.T
+    end = (nodes[struts[:, 1]] + offsets) @ F.T
+    middle, half = (start + end) / 2, np.linalg.norm(end - start, axis=1) / 2
+    # bounding spheres: for the pair (a, b shifted by c), lower = |m_a - m_b - c| - h_a - h_b
+    # bounds the distance below and the midpoint distance above
+    centres = middle[None, :, :] + (shifts @ F.T)[:, None, :]  # (27, m, 3)
+    between = np.linalg.norm(middle[:, None, None, :] - centres[None], axis=-1)  # (m, 27, m)
+    lower = between - half[:, None, None] - half[None, None, :]
+    apart = lower > diameter  # surely apart (a gap) unless they share a node (they cannot)
+    best = float((between[apart] - diameter).min()) if apart.any() else np.inf
+    a, c, b = np.nonzero(lower - diameter < best)
+    c = shifts[c]
     zero = np.zeros_like(c)
     shared = (
-        _same_node(a_start, zero, b_start, c)
-        | _same_node(a_start, zero, b_end, c + offsets[b])
-        | _same_node(a_end, offsets[a], b_start, c)
-        | _same_node(a_end, offsets[a], b_end, c + offsets[b])
+        _same_node(struts[a, 0], zero, struts[b, 0], c)
+        | _same_node(struts[a, 0], zero, struts[b, 1], c + offsets[b])
+        | _same_node(struts[a, 1], offsets[a], struts[b, 0], c)
+        | _same_node(struts[a, 1], offsets[a], struts[b, 1], c + offsets[b])
     )
     keep = ~shared
-    if not np.any(keep):
-        return None
     a, b, c = a[keep], b[keep], c[keep]
-    p0 = nodes[struts[a, 0]] @ F.T
-    p1 = (nodes[struts[a, 1]] + offsets[a]) @ F.T
-    q0 = (nodes[struts[b, 0]] + c) @ F.T
-    q1 = (nodes[struts[b, 1]] + offsets[b] + c) @ F.T
-    gaps = segment_distances(p0, p1, q0, q1) - diameter
-    apart = gaps[gaps > 0]
-    return float(apart.min()) if len(apart) else None
+    shift = c @ F.T
+    gaps = segment_distances(start[a], end[a], start[b] + shift, end[b] + shift) - diameter
+    gaps = gaps[gaps > 0]
+    found = min(best, float(gaps.min()) if len(gaps) else np.inf)
+    return found if np.isfinite(found) else None
 
 
 def _same_node(i: np.ndarray, ci: np.ndarray, j: np.ndarray, cj: np.ndarray) -> np.ndarray:
@@ -407,8 +410,9 @@ def phase_thickness(
     mask: np.ndarray, periodic: bool = True, fraction: float = THIN_FRACTION, pad: int | None = None
 ) -> float:
     """The local thickness (in voxels) of the True phase of ``mask`` (n1, n2, n3) that only
-    ``fraction`` of its volume falls below: the diameter ``2 r + 1`` of the largest ball radius
-    ``r`` whose morphological opening keeps ``1 - fraction`` of the phase (Hildebrand and
+    ``fraction`` of its volume falls below: the diameter ``2 r`` of the largest ball (radius
+    ``r = sqrt(k) - 1/2``, centre-to-centre distances) whose morphological opening keeps
+    ``1 - fraction`` of the phase (Hildebrand and
     Ruegsegger 1997's local thickness, by openings from Euclidean distance transforms;
     resolution one voxel). ``periodic``: the grid is one period (wrapped); else ``pad``
     voxels on every side are context, measured without being counted."""
@@ -431,24 +435,27 @@ def phase_thickness(
         return 0.0
     inside = distance_transform_edt(grid)
 
-    def kept(radius: float) -> float:
-        centres = inside > radius
+    def kept(k: int) -> float:
+        # balls of radius sqrt(k) - 1/2 (voxel centres at distance < sqrt(k)) around the voxels
+        # whose centre is at least sqrt(k) from the other phase's centres (half a voxel more
+        # than the radius: the surface lies half-way between the centres)
+        centres = inside >= math.sqrt(k)
         if not centres.any():
             return 0.0
-        opened = distance_transform_edt(~centres) <= radius
+        opened = distance_transform_edt(~centres) < math.sqrt(k)
         return float((opened[inner] & phase).sum()) / total
 
-    # the largest squared radius k (an integer: EDT values are square roots of integers)
-    low, high = 0, (pad - 1) ** 2
-    if kept(math.sqrt(high)) >= 1.0 - fraction:
-        return 2 * math.sqrt(high) + 1
+    # the largest squared distance k (an integer: EDT values are square roots of integers)
+    low, high = 1, pad**2
+    if kept(high) >= 1.0 - fraction:
+        return 2 * math.sqrt(high) - 1
     while high - low > 1:
         middle = (low + high) // 2
-        if kept(math.sqrt(middle)) >= 1.0 - fraction:
+        if kept(middle) >= 1.0 - fraction:
             low = middle
         else:
             high = middle
-    return 2 * math.sqrt(low) + 1
+    return 2 * math.sqrt(low) - 1
 
 
 def voxel_features(

@@ -94,11 +94,12 @@ def export_design(
 FEATURE_RESOLUTION, FEATURE_PAD = 48, 12
 
 
-def spinodoid_features(design: SpinodoidDesign) -> Features:
+def spinodoid_features(design: SpinodoidDesign, pore: bool = True) -> Features:
     """Minimum wall and pore of one cell (edge = cell size 1; level rule of Eq. 3) from a
     voxel grid of :data:`FEATURE_RESOLUTION` per edge with :data:`FEATURE_PAD` voxels of the
     same field around it (the field is not periodic): the local thickness that 5 % of a phase
-    falls below, one voxel resolution (:mod:`metainv.manufacturing`)."""
+    falls below, one voxel resolution (:mod:`metainv.manufacturing`); ``pore`` is accepted
+    for the family protocol (both are measured together)."""
     from metainv.manufacturing import voxel_features
     from metainv.spinodoid.field import (
         field_on_grid,

@@ -97,10 +97,11 @@ def export_design(
     write_stl(mesh, path)
 
 
-def tpms_features(design: TpmsDesign) -> Features:
+def tpms_features(design: TpmsDesign, pore: bool = True) -> Features:
     """Minimum wall and pore of one cell (edge = cell size 1) from a periodic voxel grid of
     :data:`metainv.manufacturing.FEATURE_RESOLUTION` per edge (local thickness that 5 % of
-    the phase falls below, one voxel resolution; :mod:`metainv.manufacturing`)."""
+    the phase falls below, rounded down by up to a voxel; :mod:`metainv.manufacturing`); ``pore`` is
+    accepted for the family protocol (both are measured together)."""
     from metainv.manufacturing import FEATURE_RESOLUTION, voxel_features
     from metainv.tpms.graded import graded_field
 

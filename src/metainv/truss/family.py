@@ -76,10 +76,11 @@ def export_truss(
     export_design(design, path, tuple(cells), fmt=fmt, segments=segments, scale=size or 1.0)
 
 
-def truss_features(design: TrussDesign) -> Features:
+def truss_features(design: TrussDesign, pore: bool = True) -> Features:
     """Strut diameter, smallest clear gap between struts that share no node (the pore) and
     strut angles above the x1-x2 plane of one periodic cell, per unit cell size (the largest
-    bounding-box edge of ``F [0, 1]^3``; :mod:`metainv.manufacturing`)."""
+    bounding-box edge of ``F [0, 1]^3``; :mod:`metainv.manufacturing`); ``pore=False``
+    skips the pore (None)."""
     from metainv.manufacturing import cell_bounding_box, periodic_strut_gap, strut_angles
     from metainv.truss.design import deformation_gradient
     from metainv.truss.lattice import periodic_lattice, strut_diameter, strut_vectors
@@ -89,7 +90,9 @@ def truss_features(design: TrussDesign) -> Features:
     extent = cell_bounding_box(F)
     scale = float(extent.max())
     diameter = float(strut_diameter(lattice, F, design.relative_density))
-    gap = periodic_strut_gap(lattice.nodes, lattice.struts, lattice.offsets, F, diameter)
+    gap = None
+    if pore:
+        gap = periodic_strut_gap(lattice.nodes, lattice.struts, lattice.offsets, F, diameter)
     return Features(
         design_cell_size=scale,
         cell_extent=tuple(float(e) for e in extent / scale),  # type: ignore[arg-type]
