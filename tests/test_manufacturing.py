@@ -327,3 +327,36 @@ def test_design_keeps_printable_candidates_and_records_units(tmp_path: Path) -> 
     )
     assert refused.exit_code == 2 and "smallest cell size at which one" in refused.output
     assert refused.output.count("\n") == 1
+
+
+# -- moduli in the user's unit -------------------------------------------------------------------
+
+
+def test_surfaces_are_drawn_in_the_targets_unit_on_request(tmp_path: Path) -> None:
+    from metainv.family import modulus_scale, plot_unit
+
+    assert modulus_scale("GPa", 114e9) == (pytest.approx(114.0), "E(d) (GPa)")
+    assert modulus_scale("mpa", 2e9) == (pytest.approx(2000.0), "E(d) (MPa)")
+    assert modulus_scale("normalized", 114e9) == (1.0, "E(d) / E_b")
+    assert plot_unit({"unit": "GPa", "base_modulus_pa": 114e9})[1] == "E(d) (GPa)"
+    assert plot_unit({}) == (1.0, "E(d) / E_b")
+    target = tmp_path / "normalized.json"
+    target.write_text(json.dumps({"C": (0.01 * np.eye(6) + 0.001).tolist()}))
+    refused = runner.invoke(
+        app,
+        [
+            "stiffness",
+            "surface",
+            str(target),
+            "--plot-unit",
+            "GPa",
+            "--out",
+            str(tmp_path / "s.png"),
+        ],
+    )
+    assert refused.exit_code == 2 and "needs the base modulus" in refused.output
+    gpa = ["--unit", "GPa", "--base-modulus", "114GPa", "--plot-unit", "GPa"]
+    drawn = runner.invoke(
+        app, ["stiffness", "surface", "bone3", *gpa, "--out", str(tmp_path / "bone3.png")]
+    )
+    assert drawn.exit_code == 0 and (tmp_path / "bone3.png").stat().st_size > 0

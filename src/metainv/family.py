@@ -438,13 +438,19 @@ def plot_unit(provenance: Mapping[str, Any]) -> tuple[float, str]:
     target's own unit: the unit and ``base_modulus_pa`` of a design's provenance (a target
     given as ``--unit GPa --base-modulus 114GPa`` is drawn in GPa); ``(1, "E(d) / E_b")``
     for a normalized target."""
-    from metainv.targets import PASCALS_PER_UNIT
+    return modulus_scale(provenance.get("unit"), provenance.get("base_modulus_pa"))
 
-    unit = provenance.get("unit")
-    modulus = provenance.get("base_modulus_pa")
-    if unit in PASCALS_PER_UNIT and modulus:
-        return float(modulus) / PASCALS_PER_UNIT[unit], f"E(d) ({unit})"
-    return 1.0, "E(d) / E_b"
+
+def modulus_scale(unit: str | None, base_modulus_pa: float | None) -> tuple[float, str]:
+    """``(factor, label)`` that turns ``C / E_b`` into ``unit`` (Pa, kPa, MPa, GPa; any case)
+    with ``E_b = base_modulus_pa``; ``(1, "E(d) / E_b")`` for no unit, ``normalized`` or an
+    unknown ``E_b``."""
+    from metainv.targets import NORMALIZED, PASCALS_PER_UNIT, canonical_unit
+
+    if unit is None or canonical_unit(unit) == NORMALIZED or not base_modulus_pa:
+        return 1.0, "E(d) / E_b"
+    unit = canonical_unit(unit)
+    return float(base_modulus_pa) / PASCALS_PER_UNIT[unit], f"E(d) ({unit})"
 
 
 def file_errors(document: Mapping[str, Any]) -> list[str]:
