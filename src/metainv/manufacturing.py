@@ -262,14 +262,15 @@ def check_features(
     )
 
 
-def design_features(design: Any) -> Features:
-    """The :class:`Features` of a design by its family's ``features`` function."""
+def design_features(design: Any, pore: bool = True) -> Features:
+    """The :class:`Features` of a design by its family's ``features`` function (``pore=False``
+    may skip the pore)."""
     from metainv.family import family_of
 
     family = family_of(design)
     if family.features is None:
         raise MetainvError(f"the {family.name} family does not report feature sizes")
-    return family.features(design)
+    return family.features(design, pore=pore)
 
 
 def check_print(
@@ -297,14 +298,17 @@ class PrintConstraint:
 
     process: Process
     cell_size_mm: float
-    features: Callable[[Any], Features] = field(default=design_features, repr=False)
+    features: Callable[..., Features] = field(default=design_features, repr=False)
 
     def __call__(self, design: Any) -> bool:
-        return bool(
-            check_features(self.features(design), self.cell_size_mm, self.process).printable
-        )
+        # the cheap features first (no pore: the slow one), then all of them
+        cheap = check_features(self.features(design, pore=False), self.cell_size_mm, self.process)
+        if not cheap.printable:
+            return False
+        check = check_features(self.features(design), self.cell_size_mm, self.process)
+        return bool(check.printable)
 
-    def refusal(self, designs: Iterable[Any], limit: int = 200) -> MetainvError:
+    def refusal(self, designs: Iterable[Any], limit: int = 50) -> MetainvError:
         """The error when none of ``designs`` prints (the first ``limit`` are measured)."""
         sizes = [
             smallest_cell_size(self.features(design), self.process)
