@@ -275,6 +275,7 @@ def test_export_at_half_a_millimetre_warns_and_strict_refuses(tmp_path: Path) ->
         (["--cell-size", "5parsec"], "unknown length unit 'parsec'"),
         (["--cell-size", "5mm", "--process", "laser"], "unknown process 'laser'"),
         (["--process", "lpbf-ti64"], "give --cell-size too"),
+        (["--cell-size", "5mm", "--strict"], "give --process too"),
     ],
 )
 def test_bad_print_options_are_one_line_errors(tmp_path: Path, extra, message) -> None:

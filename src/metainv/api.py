@@ -228,6 +228,8 @@ def export_part(
     family, value = as_design(design, candidate)
     if process is not None and cell_size is None:
         raise MetainvError("a process is checked at a cell size: give --cell-size too")
+    if strict and process is None:
+        raise MetainvError("--strict refuses parts a process cannot print: give --process too")
     check = None
     if cell_size is not None:
         check = check_print(value, cell_size, process)
