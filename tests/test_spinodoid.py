@@ -297,7 +297,8 @@ def test_cli_export(tmp_path):
     ("args", "reason"),
     [
         (["homogenize", "{truss}", "--resolution", "8"], "--resolution does not apply"),
-        (["export", "{truss}", "--out", "{out}", "--size", "3"], "--size does not apply"),
+        # (--size / --cell-size applies to every family now: a truss export takes a cell size)
+        (["export", "{truss}", "--out", "{out}", "--resolution", "8"], "--resolution does not"),
         (["homogenize", "{bad}"], "theta[2] = 100 deg"),
         (["export", "{bad}", "--out", "{out}"], "theta[2] = 100 deg"),
     ],

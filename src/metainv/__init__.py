@@ -2,8 +2,9 @@
 
 Give a target anisotropic stiffness; get manufacturable microstructures whose FE-homogenized
 stiffness matches it. This module is the public API (:mod:`metainv.api`): ``load_target``,
-``check_stiffness``, ``homogenize``, ``design``, ``export``, ``grade``, the family registry and
-the result types. Families live in subpackages (:mod:`metainv.truss`, :mod:`metainv.spinodoid`,
+``check_stiffness``, ``homogenize``, ``design``, ``export`` (``export_part``: in mm, with a
+print report), ``check_print`` (printability for a process), ``grade``, the family registry
+and the result types. Families live in subpackages (:mod:`metainv.truss`, :mod:`metainv.spinodoid`,
 :mod:`metainv.tpms`) and are registered once (:mod:`metainv.families`).
 
 Attributes are imported lazily (PEP 562), so that ``metainv --help`` and ``--version`` stay fast:
@@ -23,9 +24,11 @@ __version__ = VERSION
 if TYPE_CHECKING:  # pragma: no cover
     from metainv.api import (
         as_design,
+        check_print,
         check_stiffness,
         design,
         export,
+        export_part,
         grade,
         homogenize,
         load_target,
@@ -50,9 +53,11 @@ _LAZY = {
     **dict.fromkeys(
         [
             "as_design",
+            "check_print",
             "check_stiffness",
             "design",
             "export",
+            "export_part",
             "grade",
             "homogenize",
             "load_target",
@@ -105,9 +110,11 @@ __all__ = [
     "TargetError",
     "__version__",
     "as_design",
+    "check_print",
     "check_stiffness",
     "design",
     "export",
+    "export_part",
     "family_names",
     "get_family",
     "grade",

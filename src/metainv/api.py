@@ -17,6 +17,7 @@ designs and results are the values of :mod:`metainv.family`. Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,16 @@ from metainv.family import (
     read_json,
 )
 from metainv.files import check_output_file, prepare_output_folder
+from metainv.manufacturing import (
+    CELL_SIZE_DEFINITION,
+    PrintCheck,
+    PrintConstraint,
+    Process,
+    check_features,
+    get_process,
+    parse_length,
+    stl_extents,
+)
 from metainv.resources import check_samples
 from metainv.targets import Target, read_target
 from metainv.tensors import StiffnessReport
@@ -150,11 +161,23 @@ def _verification_settings(design: DesignLike, family: Family) -> dict[str, Any]
 
 
 def export(
-    design: DesignLike, path: str | Path, cells: Sequence[int] = (1, 1, 1), **options: Any
+    design: DesignLike,
+    path: str | Path,
+    cells: Sequence[int] = (1, 1, 1),
+    cell_size: str | float | None = None,
+    **options: Any,
 ) -> Path:
     """Write a ``cells`` block of a design as a watertight STL (or the family's other formats
-    by suffix, e.g. truss ``.json`` graph, spinodoid ``.png``). Returns ``path``."""
+    by suffix, e.g. truss ``.json`` graph, spinodoid ``.png``). ``cell_size``: the physical
+    size of one cell (``"5mm"``, ``"0.5 mm"``, ``"5e-3m"`` or a number of mm; the largest
+    bounding-box edge of one periodic cell, :mod:`metainv.manufacturing`): the file is then in
+    millimetres. Without it, lengths are in design units (reference cell edge 1). Returns
+    ``path``."""
     family, value = as_design(design)
+    if cell_size is not None:
+        if options.get("size") is not None:
+            raise MetainvError("give either a cell size or a size, not both")
+        options = {**options, "size": _scale_of(family, value, parse_length(cell_size))}
     extra = family.accepts("export", options)
     exporter = family.require("export")
     check_output_file(path)  # a folder or an uncreatable parent is refused before any work
@@ -162,10 +185,77 @@ def export(
     return Path(path)
 
 
+def _scale_of(family: Family, design: Any, cell_size_mm: float) -> float:
+    """Output length (mm) of one design length unit at a cell size (mm)."""
+    if family.features is None:
+        raise MetainvError(f"the {family.name} family does not support a cell size")
+    return cell_size_mm / family.features(design).design_cell_size
+
+
+def check_print(
+    design: DesignLike,
+    cell_size: str | float | None = None,
+    process: str | Process | None = None,
+    candidate: int | None = None,
+) -> PrintCheck:
+    """Does a design print at ``cell_size`` (``"5mm"``, a number of mm) with ``process`` (a
+    name of :func:`metainv.manufacturing.load_processes`, e.g. ``lpbf-ti64``)? Its features
+    in mm (strut diameter, minimum wall and pore), the failures, the smallest printable cell
+    size and the share of struts below the self-supporting angle."""
+    family, value = as_design(design, candidate)
+    if family.features is None:
+        raise MetainvError(f"the {family.name} family does not report feature sizes")
+    size = None if cell_size is None else parse_length(cell_size)
+    chosen = None if process is None else get_process(process)
+    return check_features(family.features(value), size, chosen)
+
+
+def export_part(
+    design: DesignLike,
+    path: str | Path,
+    cells: Sequence[int] = (1, 1, 1),
+    cell_size: str | float | None = None,
+    process: str | Process | None = None,
+    strict: bool = False,
+    candidate: int | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """:func:`export` with a print report: ``{"file", "family", "cells", "cell_size_mm",
+    "bounding_box_mm" (measured on the written STL; design units without a cell size),
+    features in mm, "process", "printable", "failures", "smallest_cell_size_mm",
+    "overhang_share"}``. ``process`` needs ``cell_size``; with ``strict`` an unprintable
+    design is refused (nothing written), else the report says it."""
+    family, value = as_design(design, candidate)
+    if process is not None and cell_size is None:
+        raise MetainvError("a process is checked at a cell size: give --cell-size too")
+    if strict and process is None:
+        raise MetainvError("--strict refuses parts a process cannot print: give --process too")
+    check = None
+    if cell_size is not None:
+        check = check_print(value, cell_size, process)
+        if strict and check.printable is False:
+            raise MetainvError(
+                f"not printable with {check.process.label} at cell size "  # type: ignore[union-attr]
+                f"{check.cell_size_mm:g} mm ({'; '.join(check.failures)}); the smallest "
+                f"printable cell size is {check.smallest_cell_size_mm:.3g} mm"
+            )
+    written = export(value, path, cells, cell_size=cell_size, **options)
+    report: dict[str, Any] = {"file": str(written), "family": family.name, "cells": list(cells)}
+    if written.suffix.lower() == ".stl" or str(options.get("fmt") or "").lower() == "stl":
+        report["bounding_box_mm" if cell_size is not None else "bounding_box"] = [
+            float(x) for x in stl_extents(written)
+        ]
+    if check is not None:
+        report.update(check.to_dict())
+    return report
+
+
 def design(
     target: Target | Any,
     family: str = "truss",
     on_step: Callable[[str], None] | None = None,
+    cell_size: str | float | None = None,
+    process: str | Process | None = None,
     **options: Any,
 ) -> DesignResult:
     """Inverse design: microstructures of ``family`` whose stiffness matches ``target`` (a
@@ -173,23 +263,63 @@ def design(
 
     Options depend on the family (truss: ``samples``, ``tau``, ``top``, ``refine``, ``verify``,
     ``seed``, ``library_neighbours``, ``model``; spinodoid: ``top``, ``verify``, ``seed``,
-    ``model``; tpms: ``top``, ``verify``, ``resolution``)."""
+    ``model``; tpms: ``top``, ``verify``, ``resolution``).
+
+    ``cell_size`` (``"5mm"``): every candidate's features in mm (its ``print`` entry) and STLs
+    in mm; with ``process`` (e.g. ``lpbf-ti64``) only printable candidates are kept: a family
+    that takes the ``printable`` option (truss) keeps unprintable designs out of its pool
+    before FE, the others' unprintable candidates are dropped after; none printable is an
+    error naming the smallest cell size that works. ``process`` alone records each
+    candidate's smallest printable cell size."""
     chosen = get_family(family)
+    size = None if cell_size is None else parse_length(cell_size)
+    chosen_process = None if process is None else get_process(process)
+    if (size is not None or chosen_process is not None) and chosen.features is None:
+        raise MetainvError(f"the {chosen.name} family does not report feature sizes")
+    constraint = None
+    if size is not None and chosen_process is not None:
+        constraint = PrintConstraint(chosen_process, size, chosen.features)  # type: ignore[arg-type]
+        if "printable" in chosen.options.get("design", frozenset()):
+            options = {**options, "printable": constraint}
     extra = chosen.accepts("design", options)
     if extra.get("samples") is not None:
         check_samples(extra["samples"])
     stiffness = target.stiffness if isinstance(target, Target) else _as_matrix(target)
     provenance = _provenance(target)
     result = chosen.require("design")(stiffness, on_step=on_step, **extra)
+    if size is not None or chosen_process is not None:
+        result = _with_print_checks(result, chosen, size, chosen_process, constraint)
     if provenance and not result.provenance:
-        result = DesignResult(
-            family=result.family,
-            target=result.target,
-            candidates=result.candidates,
-            extras=result.extras,
-            provenance=provenance,
-        )
+        result = replace(result, provenance=provenance)
     return result
+
+
+def _with_print_checks(
+    result: DesignResult,
+    family: Family,
+    size: float | None,
+    process: Process | None,
+    constraint: PrintConstraint | None,
+) -> DesignResult:
+    """Each candidate with its ``print`` entry; unprintable ones dropped under a constraint."""
+    kept = []
+    checked = []
+    for candidate in result.candidates:
+        check = check_features(family.features(candidate.design), size, process)  # type: ignore[misc]
+        checked.append(candidate.design)
+        if constraint is not None and not check.printable:
+            continue
+        kept.append(replace(candidate, extras={**candidate.extras, "print": check.to_dict()}))
+    if constraint is not None and not kept:
+        raise constraint.refusal(checked)
+    summary: dict[str, Any] = {
+        "cell_size_mm": size,
+        "cell_size_definition": CELL_SIZE_DEFINITION,
+        "process": None if process is None else process.to_dict(),
+    }
+    if constraint is not None:
+        summary["unprintable_dropped"] = len(result.candidates) - len(kept)
+    return replace(result, candidates=tuple(kept), extras={**result.extras, "print": summary})
 
 
 def grade(

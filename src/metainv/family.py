@@ -196,6 +196,10 @@ class Family:
         candidate; default :func:`candidate_summary` (relative density and NMSEs).
     write_design: ``(result, folder, files) -> document``; default :func:`write_design_files`.
     grade: ``(controls, box, zeta, out, **options) -> summary`` (graded part), or None.
+    features: ``(design, pore=True) -> metainv.manufacturing.Features``: the smallest
+        features of one periodic cell per unit cell size (strut diameter, wall, pore, strut
+        angles) and the cell size in design units, for physical units and printability
+        (``pore=False`` may skip the pore when it is the slow one); or None.
     options: operation (one of :data:`OPERATIONS`) -> names of the keyword options it takes.
     design_type: the class of its designs (lets :func:`family_of` find the family of a design).
     shard_size: default rows per shard of data generation.
@@ -219,6 +223,7 @@ class Family:
         default=lambda result, folder, files: write_design_files(result, folder, files)
     )
     grade: Callable[..., dict[str, Any]] | None = None
+    features: Callable[[Any], Any] | None = None
     options: Mapping[str, frozenset[str]] = field(default_factory=dict)
     design_type: type | None = None
     shard_size: int = 1000
@@ -383,6 +388,8 @@ def write_design_files(
     family = get_family(result.family)
     folder.mkdir(parents=True, exist_ok=True)
     document = result.to_json()
+    cell_size = dict(result.extras.get("print") or {}).get("cell_size_mm")
+    scale, modulus_label = plot_unit(result.provenance)
     write_text_atomic(folder / "designs.json", json.dumps(document, indent=2))
     if not files:
         return document
@@ -391,12 +398,16 @@ def write_design_files(
     ):
         stem = f"candidate_{rank:02d}"
         if family.export_mesh is not None:
+            options = dict(mesh_options or {})
+            if cell_size is not None and family.features is not None:
+                # the STL in mm: one design length unit is cell_size / design_cell_size
+                options["size"] = cell_size / family.features(candidate.design).design_cell_size
             _try_file(
                 entry,
                 "stl",
                 f"{stem}.stl",
-                lambda path, c=candidate: family.export_mesh(  # type: ignore[misc]
-                    c.design, path, **dict(mesh_options or {})
+                lambda path, c=candidate, options=options: family.export_mesh(  # type: ignore[misc]
+                    c.design, path, **options
                 ),
                 folder,
             )
@@ -408,17 +419,38 @@ def write_design_files(
                 f"{stem}_surface.png",
                 lambda path, rank=rank, compare=compare, kind=kind, error=error: (
                     plot_elastic_surface(
-                        result.target,
+                        scale * np.asarray(result.target),
                         path,
-                        compare=compare,
+                        compare=None if compare is None else scale * np.asarray(compare),
                         labels=("target", f"design {rank} ({kind})"),
                         title=f"candidate {rank}: {kind} NMSE {error:.4f}",
+                        modulus_label=modulus_label,
                     )
                 ),
                 folder,
             )
         write_text_atomic(folder / "designs.json", json.dumps(document, indent=2))
     return document
+
+
+def plot_unit(provenance: Mapping[str, Any]) -> tuple[float, str]:
+    """``(factor, colour-bar label)`` that draws a normalized stiffness ``C / E_b`` in the
+    target's own unit: the unit and ``base_modulus_pa`` of a design's provenance (a target
+    given as ``--unit GPa --base-modulus 114GPa`` is drawn in GPa); ``(1, "E(d) / E_b")``
+    for a normalized target."""
+    return modulus_scale(provenance.get("unit"), provenance.get("base_modulus_pa"))
+
+
+def modulus_scale(unit: str | None, base_modulus_pa: float | None) -> tuple[float, str]:
+    """``(factor, label)`` that turns ``C / E_b`` into ``unit`` (Pa, kPa, MPa, GPa; any case)
+    with ``E_b = base_modulus_pa``; ``(1, "E(d) / E_b")`` for no unit, ``normalized`` or an
+    unknown ``E_b``."""
+    from metainv.targets import NORMALIZED, PASCALS_PER_UNIT, canonical_unit
+
+    if unit is None or canonical_unit(unit) == NORMALIZED or not base_modulus_pa:
+        return 1.0, "E(d) / E_b"
+    unit = canonical_unit(unit)
+    return float(base_modulus_pa) / PASCALS_PER_UNIT[unit], f"E(d) ({unit})"
 
 
 def file_errors(document: Mapping[str, Any]) -> list[str]:

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("_demo", "Design truss lattices for the bone3 target and show them."),
     "homogenize": ("_designs", "Effective stiffness of a design (FE homogenization)."),
     "export": ("_designs", "Export a finite block of a design (STL mesh, JSON graph, PNG)."),
+    "process": ("_process", "Additive processes: list them, check a design's printability."),
     "grade": ("_grade", "Functionally graded lattice: JSON graph, STL, VTU, PNG."),
     "topopt": ("_topopt", "Minimize compliance of a graded lattice and de-homogenize it."),
     "stiffness": ("_stiffness", "Check a stiffness target and draw its elastic surface."),

@@ -27,6 +27,7 @@ from metainv.family import (
     get_family,
     prepare_design_folder,
 )
+from metainv.manufacturing import get_process, parse_length
 from metainv.targets import read_target_table
 
 
@@ -67,6 +68,18 @@ def design_command(
     resolution: int | None = typer.Option(
         None, "--resolution", help="FE voxels per cell edge (tpms)."
     ),
+    cell_size: str | None = typer.Option(
+        None,
+        "--cell-size",
+        help="Physical cell size, e.g. 5mm (largest bounding-box edge of one cell): features "
+        "in mm per candidate, STLs in mm.",
+    ),
+    process: str | None = typer.Option(
+        None,
+        "--process",
+        help="Keep only candidates printable with this process at --cell-size (see `metainv "
+        "process list`); alone: each candidate's smallest printable cell size.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print designs.json to stdout."),
     force: bool = typer.Option(
         False,
@@ -97,6 +110,8 @@ def design_command(
     batch = read_target_table(target, unit, base_modulus)
     if batch is None and strict:
         raise fail("--strict applies to a file of many targets (batch mode)")
+    if batch is not None and (cell_size is not None or process is not None):
+        raise fail("--cell-size and --process apply to one target, not to a file of many")
     if batch is not None:
         extra = chosen.accepts("design_batch", {**options, "strict": strict or None})
         design_batch = chosen.require("design_batch")
@@ -114,10 +129,19 @@ def design_command(
     loaded = load_target(target, unit=unit, base_modulus=base_modulus)
     chosen.require("design")
     chosen.accepts("design", options)  # refused options before the folder is touched
+    if cell_size is not None:
+        parse_length(cell_size)
+    if process is not None:
+        get_process(process)
     prepare_design_folder(out, force)
     start = time.perf_counter()
     result = design(
-        loaded, family=family, on_step=lambda message: console.print(f"  {message}"), **options
+        loaded,
+        family=family,
+        on_step=lambda message: console.print(f"  {message}"),
+        cell_size=cell_size,
+        process=process,
+        **options,
     )
     document = result.write(out)
     if as_json:
@@ -137,7 +161,10 @@ def design_command(
 def candidates_table(result: DesignResult, title: str) -> Table:
     """A rich table of the candidates, columns from the family's ``summarize``."""
     summarize = get_family(result.family).summarize
-    rows = [summarize(candidate) for candidate in result.candidates]
+    rows = [
+        {**summarize(candidate), **print_columns(candidate.extras.get("print"))}
+        for candidate in result.candidates
+    ]
     table = Table(title=title)
     table.add_column("#", justify="right")
     for column in rows[0] if rows else {}:
@@ -145,3 +172,19 @@ def candidates_table(result: DesignResult, title: str) -> Table:
     for rank, row in enumerate(rows, start=1):
         table.add_row(str(rank), *row.values())
     return table
+
+
+def print_columns(check: dict | None) -> dict[str, str]:
+    """Table columns of a candidate's ``print`` entry: the smallest feature in mm and the
+    smallest printable cell size (when a process was given)."""
+    if not check:
+        return {}
+    columns = {}
+    for key, label in (("strut_diameter_mm", "strut mm"), ("min_wall_mm", "wall mm")):
+        if check.get(key) is not None:
+            columns[label] = f"{check[key]:.3g}"
+    if check.get("min_pore_mm") is not None:
+        columns["pore mm"] = f"{check['min_pore_mm']:.3g}"
+    if check.get("smallest_cell_size_mm") is not None:
+        columns["min cell mm"] = f"{check['smallest_cell_size_mm']:.3g}"
+    return columns

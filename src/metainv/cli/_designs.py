@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from metainv.api import export, homogenize, load_design
+from metainv.api import export_part, homogenize, load_design
 from metainv.cli._app import app
 from metainv.cli._errors import handle_errors
 from metainv.family import Material
@@ -99,16 +99,86 @@ def export_command(
     segments: int | None = typer.Option(
         None, "--segments", help="Polygon sides per strut (truss STL; default 16)."
     ),
-    size: float | None = typer.Option(
-        None, "--size", help="Edge of one cell in the output unit, e.g. mm (spinodoid, tpms)."
+    cell_size: str | None = typer.Option(
+        None,
+        "--cell-size",
+        "--size",
+        help="Physical size of one cell, e.g. 5mm, 0.5 mm, 5e-3m (a bare number is mm): the "
+        "largest bounding-box edge of one periodic cell. The file is then in mm.",
+    ),
+    process: str | None = typer.Option(
+        None,
+        "--process",
+        help="Check printability with this process (see `metainv process list`); needs "
+        "--cell-size.",
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse (exit 2, nothing written) a part that does not print."
     ),
     resolution: int | None = typer.Option(
         None, "--resolution", help="Samples per cell edge (spinodoid: 64, PNG 40; tpms: 32)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as a JSON object."),
 ) -> None:
     """Export a finite block of a design: truss as a watertight STL mesh or a JSON graph,
-    spinodoid and tpms as a watertight STL mesh (marching cubes), spinodoid also as a PNG."""
-    _, design = load_design(design_file, candidate)
-    options = {"fmt": fmt, "segments": segments, "size": size, "resolution": resolution}
-    export(design, out, cells, **options)
-    typer.echo(f"wrote {out}")
+    spinodoid and tpms as a watertight STL mesh (marching cubes), spinodoid also as a PNG.
+    With --cell-size the file is in mm and the cell size, block bounding box and smallest
+    features (strut diameter; minimum wall and pore) are reported in mm; with --process, also
+    whether it prints (a warning, or exit 2 with --strict) and the smallest printable cell size."""
+    options = {"fmt": fmt, "segments": segments, "resolution": resolution}
+    report = export_part(
+        design_file,
+        out,
+        cells,
+        cell_size=cell_size,
+        process=process,
+        strict=strict,
+        candidate=candidate,
+        **options,
+    )
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo(f"wrote {out}")
+        for line in print_lines(report):
+            typer.echo(line)
+    if report.get("printable") is False:
+        typer.echo(
+            f"warning: not printable with {report['process']} at cell size "
+            f"{report['cell_size_mm']:g} mm ({'; '.join(report['failures'])}); the smallest "
+            f"printable cell size is {report['smallest_cell_size_mm']:.3g} mm",
+            err=True,
+        )
+
+
+def print_lines(report: Mapping[str, Any]) -> list[str]:
+    """Lines of an export report (:func:`metainv.export_part`): sizes in mm, printability."""
+    lines = []
+    if report.get("cell_size_mm") is not None:
+        lines.append(f"cell size          {report['cell_size_mm']:.4g} mm")
+    box = report.get("bounding_box_mm") or report.get("bounding_box")
+    if box is not None:
+        unit = " mm" if "bounding_box_mm" in report else " (cell units)"
+        lines.append("bounding box       " + " x ".join(f"{x:.4g}" for x in box) + unit)
+    for key, label in (
+        ("strut_diameter_mm", "strut diameter"),
+        ("min_wall_mm", "minimum wall"),
+        ("min_pore_mm", "minimum pore"),
+    ):
+        if report.get(key) is not None:
+            lines.append(f"{label:<19}{report[key]:.4g} mm")
+    if report.get("min_strut_angle_deg") is not None:
+        line = f"flattest strut     {report['min_strut_angle_deg']:.1f} deg above the plate"
+        if report.get("overhang_share") is not None:
+            line += (
+                f"; {100 * report['overhang_share']:.0f} % of struts below "
+                f"{report['self_supporting_angle_deg']:g} deg (need support)"
+            )
+        lines.append(line)
+    if report.get("process") is not None:
+        verdict = "yes" if report["printable"] else "NO"
+        lines.append(
+            f"printable          {verdict} ({report['process']}; smallest printable cell "
+            f"size {report['smallest_cell_size_mm']:.4g} mm)"
+        )
+    return lines

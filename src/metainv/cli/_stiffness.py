@@ -12,7 +12,8 @@ from rich.table import Table
 from metainv.api import read_stiffness
 from metainv.cli._app import app
 from metainv.cli._errors import fail, handle_errors
-from metainv.targets import Target, read_target
+from metainv.family import modulus_scale
+from metainv.targets import NORMALIZED, Target, canonical_unit, read_target
 from metainv.tensors import StiffnessReport, check_stiffness
 from metainv.viz import plot_elastic_surface
 
@@ -104,18 +105,32 @@ def surface_command(
     title: str | None = typer.Option(
         None, "--title", help="Figure title.", show_default="the target's name"
     ),
+    plot_unit: str | None = typer.Option(
+        None,
+        "--plot-unit",
+        help="Draw E(d) in Pa, kPa, MPa or GPa (needs the target's base modulus); default "
+        "E(d) / E_b.",
+    ),
 ) -> None:
     """Draw the elastic surface E(d) of a stiffness and its e1-e2, e1-e3, e2-e3 sections."""
     loaded = read_stiffness(target, unit=unit, base_modulus=base_modulus)
+    if plot_unit is not None and canonical_unit(plot_unit) != NORMALIZED:
+        if loaded.base_modulus_pa is None:
+            raise fail(
+                f"--plot-unit {plot_unit} needs the base modulus: give --unit and "
+                "--base-modulus (e.g. --unit GPa --base-modulus 114GPa)"
+            )
+    scale, modulus_label = modulus_scale(plot_unit, loaded.base_modulus_pa)
     other = None
     if compare is not None:
         other = read_stiffness(
             compare, unit=compare_unit, base_modulus=compare_base_modulus, candidate=candidate
         ).stiffness
     written = plot_elastic_surface(
-        loaded.stiffness,
+        scale * loaded.stiffness,
         out,
-        compare=other,
+        compare=None if other is None else scale * other,
+        modulus_label=modulus_label,
         labels=(label, compare_label),
         title=title if title is not None else loaded.name,
     )

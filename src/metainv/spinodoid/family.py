@@ -25,6 +25,7 @@ from metainv.family import (
     candidate_summary,
     write_design_files,
 )
+from metainv.manufacturing import Features
 from metainv.resources import check_fe_resolution, check_mesh_resolution
 from metainv.spinodoid.design import SpinodoidDesign, design_from_dict, design_to_dict
 
@@ -86,6 +87,39 @@ def export_design(
         cells=tuple(cells),
         size=1.0 if size is None else size,
         **extra,
+    )
+
+
+#: Voxels per cell edge and context voxels on every side of the feature measurement.
+FEATURE_RESOLUTION, FEATURE_PAD = 48, 12
+
+
+def spinodoid_features(design: SpinodoidDesign, pore: bool = True) -> Features:
+    """Minimum wall and pore of one cell (edge = cell size 1; level rule of Eq. 3) from a
+    voxel grid of :data:`FEATURE_RESOLUTION` per edge with :data:`FEATURE_PAD` voxels of the
+    same field around it (the field is not periodic): the local thickness that 5 % of a phase
+    falls below, one voxel resolution (:mod:`metainv.manufacturing`); ``pore`` is accepted
+    for the family protocol (both are measured together)."""
+    from metainv.manufacturing import voxel_features
+    from metainv.spinodoid.field import (
+        field_on_grid,
+        level_function,
+        sample_waves,
+        solid_threshold,
+    )
+
+    n, pad = FEATURE_RESOLUTION, FEATURE_PAD
+    axis = (np.arange(-pad, n + pad) + 0.5) / n
+    directions, phases = sample_waves(design)
+    phi = field_on_grid(directions, phases, (axis, axis, axis))
+    solid = level_function(design, phi, solid_threshold(design, "ensemble")) <= 0
+    wall, pore = voxel_features(solid, 1.0 / n, periodic=False, pad=pad)
+    return Features(
+        design_cell_size=1.0,
+        cell_extent=(1.0, 1.0, 1.0),
+        min_wall=wall,
+        min_pore=pore,
+        method=f"local thickness on a {n}^3 voxel grid of the field (5 % of a phase thinner)",
     )
 
 
@@ -257,6 +291,7 @@ SPINODOID = Family(
     write_design=write_spinodoid_designs,
     summarize=summarize_spinodoid,
     grade=grade_design_field,
+    features=spinodoid_features,
     design_type=SpinodoidDesign,
     shard_size=100,
     options={

@@ -24,6 +24,7 @@ from metainv.family import (
     Material,
     candidate_summary,
 )
+from metainv.manufacturing import Features
 from metainv.resources import check_fe_resolution, check_mesh_resolution
 from metainv.tensors import nmse
 from metainv.tpms.design import (
@@ -94,6 +95,32 @@ def export_design(
     if size is not None:
         mesh.apply_scale(float(size))
     write_stl(mesh, path)
+
+
+def tpms_features(design: TpmsDesign, pore: bool = True) -> Features:
+    """Minimum wall and pore of one cell (edge = cell size 1) from a periodic voxel grid of
+    :data:`metainv.manufacturing.FEATURE_RESOLUTION` per edge (local thickness that 5 % of
+    the phase falls below, rounded down by up to a voxel; :mod:`metainv.manufacturing`); ``pore`` is
+    accepted for the family protocol (both are measured together)."""
+    from metainv.manufacturing import FEATURE_RESOLUTION, voxel_features
+    from metainv.tpms.graded import graded_field
+
+    n = FEATURE_RESOLUTION
+    field = graded_field(
+        np.full((1, 1, 1), design.relative_density),
+        surface=design.surface,
+        variant=design.variant,
+        period=1.0,
+        voxels_per_element=n,
+    )
+    wall, pore = voxel_features(field < 0, 1.0 / n, periodic=True)
+    return Features(
+        design_cell_size=1.0,
+        cell_extent=(1.0, 1.0, 1.0),
+        min_wall=wall,
+        min_pore=pore,
+        method=f"local thickness on a periodic {n}^3 voxel grid (5 % of a phase thinner)",
+    )
 
 
 def tpms_generation_parameters(resolution: int | None = None) -> dict[str, Any]:
@@ -207,6 +234,7 @@ TPMS = Family(
     generate_shard=tpms_shard,
     design=design_tpms,
     summarize=summarize_tpms,
+    features=tpms_features,
     design_type=TpmsDesign,
     shard_size=100,
     options={

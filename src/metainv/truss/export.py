@@ -27,6 +27,7 @@ import numpy as np
 import trimesh
 
 from metainv.errors import DesignError, MetainvError
+from metainv.files import write_text_atomic
 from metainv.mesh import strut_mesh, weld_nodes, write_stl
 from metainv.truss.compound import compound_graph
 from metainv.truss.design import TrussDesign, deformation_gradient, design_to_dict
@@ -100,12 +101,17 @@ def tile_reference_graph(
     return merged_nodes, merged.astype(np.int64)
 
 
-def lattice_graph(design: TrussDesign, cells: Sequence[int] = (1, 1, 1)) -> LatticeGraph:
+def lattice_graph(
+    design: TrussDesign, cells: Sequence[int] = (1, 1, 1), scale: float = 1.0
+) -> LatticeGraph:
     """Physical graph of an ``N1 x N2 x N3`` block of the design's compound cell.
 
     Returns a :class:`LatticeGraph`: nodes (n, 3), struts (m, 2), strut diameter (uniform, from
-    the relative density of the periodic lattice) and lattice vectors ``F`` (3, 3).
+    the relative density of the periodic lattice) and lattice vectors ``F`` (3, 3), all lengths
+    multiplied by ``scale`` (the output length of a reference cell edge; e.g. mm).
     """
+    if not (np.isfinite(scale) and scale > 0):
+        raise MetainvError(f"the export scale must be a positive length, got {scale}")
     block = _check_cells(cells)
     cell = compound_graph(design.topology)
     ref_nodes, struts = tile_reference_graph(
@@ -114,10 +120,10 @@ def lattice_graph(design: TrussDesign, cells: Sequence[int] = (1, 1, 1)) -> Latt
     F = deformation_gradient(design)
     diameter = float(strut_diameter(periodic_lattice(design.topology), F, design.relative_density))
     return LatticeGraph(
-        nodes=ref_nodes @ F.T,
+        nodes=ref_nodes @ (scale * F).T,
         struts=struts,
-        diameter=diameter,
-        lattice_vectors=F,
+        diameter=diameter * scale,
+        lattice_vectors=scale * F,
         cells=block,
     )
 
@@ -135,7 +141,11 @@ def graph_to_dict(graph: LatticeGraph, design: TrussDesign) -> dict[str, Any]:
 
 
 def export_json(
-    design: TrussDesign, path: str | Path, cells: Sequence[int] = (1, 1, 1), **_: Any
+    design: TrussDesign,
+    path: str | Path,
+    cells: Sequence[int] = (1, 1, 1),
+    scale: float = 1.0,
+    **_: Any,
 ) -> LatticeGraph:
     """Write the block as JSON and return its graph.
 
@@ -143,8 +153,8 @@ def export_json(
     "lattice_vectors": F (3x3, columns a1, a2, a3), "cells": [N1, N2, N3],
     "design": <design dict>}``.
     """
-    graph = lattice_graph(design, cells)
-    Path(path).write_text(json.dumps(graph_to_dict(graph, design)) + "\n")
+    graph = lattice_graph(design, cells, scale)
+    write_text_atomic(path, json.dumps(graph_to_dict(graph, design)) + "\n")
     return graph
 
 
@@ -160,15 +170,19 @@ def lattice_mesh(graph: LatticeGraph, segments: int = 16, seed: int = 0) -> trim
 
 
 def export_stl(
-    design: TrussDesign, path: str | Path, cells: Sequence[int] = (1, 1, 1), segments: int = 16
+    design: TrussDesign,
+    path: str | Path,
+    cells: Sequence[int] = (1, 1, 1),
+    segments: int = 16,
+    scale: float = 1.0,
 ) -> LatticeGraph:
     """Write the block as a watertight binary STL (one manifold solid) and return its graph.
 
     ``segments`` is the number of polygon sides of each strut (and of the joint spheres).
-    Units are those of the reference cell (edge length 1 before the affine map).
+    Lengths are ``scale`` times those of the reference cell (edge 1 before the affine map).
     """
     tic = time.perf_counter()
-    graph = lattice_graph(design, cells)
+    graph = lattice_graph(design, cells, scale)
     mesh = lattice_mesh(graph, segments)
     write_stl(mesh, path)
     logger.info(
@@ -194,12 +208,14 @@ def export_design(
     cells: Sequence[int] = (1, 1, 1),
     fmt: str | None = None,
     segments: int = 16,
+    scale: float = 1.0,
 ) -> LatticeGraph:
-    """Export with the format ``fmt`` (``stl`` or ``json``), inferred from the suffix if None."""
+    """Export with the format ``fmt`` (``stl`` or ``json``), inferred from the suffix if None;
+    lengths ``scale`` times the design's (reference cell edge 1)."""
     name = (fmt or Path(path).suffix.lstrip(".")).lower()
     if name not in EXPORTERS:
         raise MetainvError(
             f"unknown export format {name or Path(path).name!r}; "
             f"expected one of: {', '.join(EXPORTERS)} (give --format or a .stl/.json suffix)"
         )
-    return EXPORTERS[name](design, path, cells, segments=segments)
+    return EXPORTERS[name](design, path, cells, segments=segments, scale=scale)

@@ -25,6 +25,7 @@ from metainv.family import (
     candidate_summary,
     write_design_files,
 )
+from metainv.manufacturing import Features
 from metainv.truss.design import (
     RELATIVE_DENSITY_RANGE,
     TrussDesign,
@@ -65,12 +66,41 @@ def export_truss(
     cells: Sequence[int] = (1, 1, 1),
     fmt: str | None = None,
     segments: int = 16,
+    size: float | None = None,
 ) -> None:
     """A ``cells`` block of the lattice: a watertight STL (struts as ``segments``-sided
-    cylinders with joint spheres) or the node/strut graph as JSON (by ``fmt`` or suffix)."""
+    cylinders with joint spheres) or the node/strut graph as JSON (by ``fmt`` or suffix);
+    ``size``: output length of one design length unit (reference cell edge), default 1."""
     from metainv.truss.export import export_design
 
-    export_design(design, path, tuple(cells), fmt=fmt, segments=segments)
+    export_design(design, path, tuple(cells), fmt=fmt, segments=segments, scale=size or 1.0)
+
+
+def truss_features(design: TrussDesign, pore: bool = True) -> Features:
+    """Strut diameter, smallest clear gap between struts that share no node (the pore) and
+    strut angles above the x1-x2 plane of one periodic cell, per unit cell size (the largest
+    bounding-box edge of ``F [0, 1]^3``; :mod:`metainv.manufacturing`); ``pore=False``
+    skips the pore (None)."""
+    from metainv.manufacturing import cell_bounding_box, periodic_strut_gap, strut_angles
+    from metainv.truss.design import deformation_gradient
+    from metainv.truss.lattice import periodic_lattice, strut_diameter, strut_vectors
+
+    lattice = periodic_lattice(design.topology)
+    F = deformation_gradient(design)
+    extent = cell_bounding_box(F)
+    scale = float(extent.max())
+    diameter = float(strut_diameter(lattice, F, design.relative_density))
+    gap = None
+    if pore:
+        gap = periodic_strut_gap(lattice.nodes, lattice.struts, lattice.offsets, F, diameter)
+    return Features(
+        design_cell_size=scale,
+        cell_extent=tuple(float(e) for e in extent / scale),  # type: ignore[arg-type]
+        strut_diameter=diameter / scale,
+        min_pore=None if gap is None else gap / scale,
+        strut_angles_deg=strut_angles(strut_vectors(lattice, F)),
+        method="periodic lattice: uniform strut diameter, clear gap between struts",
+    )
 
 
 def truss_generation_parameters() -> dict[str, Any]:
@@ -88,7 +118,17 @@ def truss_shard(rows: int, rng: np.random.Generator, params: Any) -> dict[str, n
 
 
 _DESIGN_OPTIONS = frozenset(
-    {"model", "samples", "tau", "top", "refine", "verify", "seed", "library_neighbours"}
+    {
+        "model",
+        "samples",
+        "tau",
+        "top",
+        "refine",
+        "verify",
+        "seed",
+        "library_neighbours",
+        "printable",
+    }
 )
 _BATCH_OPTIONS = frozenset(
     {"model", "samples", "verify", "seed", "polish_steps", "library_neighbours", "strict"}
@@ -298,10 +338,11 @@ TRUSS = Family(
     write_design=write_truss_designs,
     summarize=summarize_truss,
     grade=grade_truss,
+    features=truss_features,
     design_type=TrussDesign,
     shard_size=10000,
     options={
-        "export": frozenset({"fmt", "segments"}),
+        "export": frozenset({"fmt", "segments", "size"}),
         "design": _DESIGN_OPTIONS,
         "design_batch": _BATCH_OPTIONS,
         "grade": _GRADE_OPTIONS,

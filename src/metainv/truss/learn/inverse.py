@@ -65,7 +65,9 @@ class DesignSettings:
     (None: :meth:`pool_size`, tied to ``top``); verify: FE verification and refinement (off:
     the ``top`` best by the forward model, no FE at all); refine: polish by FE gradients;
     refine_steps: Adam steps per design; library_neighbours: nearest designs of the model's
-    library added to the candidates; seed: reproducibility."""
+    library added to the candidates; seed: reproducibility; printable: a constraint on the
+    candidates (e.g. :class:`metainv.manufacturing.PrintConstraint`): designs it refuses never
+    enter the pool, and a refinement it refuses is not taken."""
 
     samples: int = 10_000
     tau: float = 2.0
@@ -77,6 +79,7 @@ class DesignSettings:
     refine_learning_rate: float = 0.05
     library_neighbours: int = 64
     seed: int = 0
+    printable: Callable[[TrussDesign], bool] | None = None
 
     def pool_size(self) -> int:
         """Distinct candidates verified by FE: ``pool`` when set, else ``top + POOL_EXTRA``
@@ -135,15 +138,20 @@ def draw_candidates(
     return [designs[i] for i in order], C_forward[order], errors[order]
 
 
-def distinct_designs(designs: list[TrussDesign], top: int) -> list[int]:
+def distinct_designs(
+    designs: list[TrussDesign],
+    top: int,
+    keep: Callable[[TrussDesign], bool] | None = None,
+) -> list[int]:
     """Indices of the first ``top`` designs (in rank order) with different lattices: topologies
     compared as multisets of ``(cell, tessellation)`` (the order of the three superimposed
-    cells does not matter), so one design per lattice, the best ranked."""
+    cells does not matter), so one design per lattice, the best ranked (of those ``keep``
+    accepts, when given)."""
     chosen: list[int] = []
     seen: set[tuple[tuple[int, int], ...]] = set()
     for index, design in enumerate(designs):
         topology = canonical_topology(design.topology)
-        if topology not in seen:
+        if topology not in seen and (keep is None or keep(design)):
             seen.add(topology)
             chosen.append(index)
         if len(chosen) == top:
@@ -312,7 +320,12 @@ def design_for_target(
     start = time.perf_counter()
     designs, C_forward, errors = draw_candidates(models, target, settings)
     pool = settings.pool_size() if settings.verify else settings.top
-    chosen = distinct_designs(designs, pool)
+    chosen = distinct_designs(designs, pool, settings.printable)
+    if not chosen and settings.printable is not None:
+        refusal = getattr(settings.printable, "refusal", None)
+        if refusal is not None:
+            raise refusal(designs)
+        raise MetainvError("no drawn candidate meets the constraint on the designs")
     report(
         f"drew {settings.samples} candidates in {time.perf_counter() - start:.1f} s; "
         f"best forward NMSE {errors[0]:.4f}; {len(chosen)} distinct lattices kept"
@@ -332,7 +345,7 @@ def design_for_target(
             refined, after = refine_design(
                 design, target, settings.refine_steps, settings.refine_learning_rate
             )
-            if after < before:
+            if after < before and (settings.printable is None or settings.printable(refined)):
                 design = refined
                 C_fe = homogenize(design).C
                 after = float(nmse(target, C_fe))
