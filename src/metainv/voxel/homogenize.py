@@ -65,9 +65,11 @@ from scipy.sparse.csgraph import connected_components
 from metainv.errors import MetainvError
 from metainv.fem import (
     BINARY_NODES,
+    MATRIX_FREE_SOLVERS,
     HexGrid,
     SolveStats,
     Unknowns,
+    VoxelStiffness,
     affine_displacement,
     assemble_node_vectors,
     assemble_stencil,
@@ -83,7 +85,7 @@ logger = logging.getLogger(__name__)
 
 BOUNDARY_CONDITIONS = ("affine", "periodic")
 #: Linear solvers of :data:`metainv.fem.SOLVERS` offered here.
-SOLVERS = ("amg", "direct")
+SOLVERS = ("gmg", "amg", "direct")
 #: CG iteration limit.
 MAX_CG_ITERATIONS = 500
 
@@ -183,7 +185,10 @@ def homogenize_voxels_detailed(
     shifted = shifted_moduli(grid, moduli)
     free = _free_nodes(grid, shifted)
     Ke = hex8_stiffness(poisson_ratio, h)
-    K = assemble_stencil(grid, shifted, Ke, free)
+    if solver in MATRIX_FREE_SOLVERS:
+        K = VoxelStiffness(grid, moduli, Ke, free)
+    else:
+        K = assemble_stencil(grid, shifted, Ke, free)
 
     cases = np.eye(6)
     g = Ke @ affine_displacement(cases, h, BINARY_NODES).T  # (24, 6): forces of u = eps x
@@ -222,7 +227,7 @@ def homogenize_voxels_detailed(
 
 def _energy_stiffness(
     shifted: np.ndarray,
-    K: sp.spmatrix,
+    K: sp.spmatrix | VoxelStiffness,
     U: np.ndarray,
     active: np.ndarray,
     moduli: np.ndarray,
