@@ -34,6 +34,7 @@ Geometric multigrid (Amir, Aage and Lazarov 2014, with Galerkin coarse grids)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -453,13 +454,11 @@ class VoxelMultigrid:
         self.levels = [K.level(dtype)]
         for depth in range(1, len(shapes)):
             layout = _Layout(shapes[depth], K.grid.periodic)
-            matrices = _coarse_matrices(K.moduli, bases[depth - 1])
+            matrices = _coarse_matrices(K.moduli, bases[depth - 1]).astype(dtype)
             padded = layout.element_field(matrices)
             diagonal = _diagonal(layout, None, padded, b)
             mask = _coarse_mask(layout, diagonal)
-            self.levels.append(
-                _jacobi_level(layout, None, padded.astype(dtype), mask, diagonal, dtype)
-            )
+            self.levels.append(_jacobi_level(layout, None, padded, mask, diagonal, dtype))
         self.lu = None
         if len(self.levels) == 1:  # no coarser grid: LU of the whole (small) system
             if K.n_unknowns <= MAX_DIRECT_DOFS:
@@ -504,5 +503,56 @@ class VoxelMultigrid:
         return z
 
     def __call__(self, r: np.ndarray) -> np.ndarray:
-        out = self._cycle(0, r.astype(self.dtype))
-        return out.astype(r.dtype)
+        out = self._cycle(0, r.astype(self.dtype, copy=False))
+        return out.astype(r.dtype, copy=False)
+
+
+def _column_dots(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per right-hand side ``sum x * y`` (m,) of fields (b, length, m), float64 (a blocked
+    GEMM keeps float32 sums accurate)."""
+    m = x.shape[-1]
+    return np.diagonal(x.reshape(-1, m).T @ y.reshape(-1, m)).astype(np.float64)
+
+
+def padded_pcg(
+    apply: Callable[[np.ndarray], np.ndarray],
+    B: np.ndarray,
+    precondition: Callable[[np.ndarray], np.ndarray],
+    tolerance: np.ndarray,
+    maxiter: int,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Preconditioned CG on every right-hand side of padded fields ``B`` (b, length, m) at
+    once, in B's dtype; column ``j`` stops (its step is frozen) once ``||r_j|| <= tolerance[j]``.
+
+    Returns ``(X, iterations (m,), converged)``.
+    """
+    m = B.shape[-1]
+    X = np.zeros_like(B)
+    R = B.copy()
+    iterations = np.zeros(m, dtype=np.int64)
+    active = np.sqrt(_column_dots(R, R)) > tolerance
+    if not active.any():
+        return X, iterations, True
+    Z = precondition(R)
+    P = Z * active
+    rz = _column_dots(R, Z)
+    for iteration in range(1, maxiter + 1):
+        AP = apply(P)
+        pap = _column_dots(P, AP)
+        alpha = np.where(active & (pap > 0), rz / np.where(pap > 0, pap, 1.0), 0.0)
+        step = alpha.astype(B.dtype)
+        X += step * P
+        R -= step * AP
+        done = active & (np.sqrt(_column_dots(R, R)) <= tolerance)
+        iterations[done] = iteration
+        active &= ~done
+        if not active.any():
+            return X, iterations, True
+        Z = precondition(R)
+        rz_new = _column_dots(R, Z)
+        beta = np.where(active, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
+        P *= beta.astype(B.dtype)
+        P += Z * active
+        rz = rz_new
+    iterations[active] = maxiter
+    return X, iterations, False
