@@ -48,8 +48,16 @@ from metainv.fem.hex8 import BINARY_NODES, shape_functions
 
 #: Elements per run of the chunked element products (times the right-hand sides).
 RUN_ELEMENTS = 16384
-#: Damped-Jacobi weight of the smoother.
-JACOBI_WEIGHT = 0.6
+#: Damped-Jacobi smoother: weight ``JACOBI_WEIGHT / lambda_max(D^-1 A)`` per level, with
+#: ``lambda_max`` from ``LANCZOS_STEPS`` Lanczos steps times ``LAMBDA_SAFETY`` (a weight times
+#: lambda_max below 2 keeps the V-cycle positive definite).
+JACOBI_WEIGHT = 4.0 / 3.0
+LANCZOS_STEPS = 10
+LAMBDA_SAFETY = 1.1
+#: Jacobi sweeps before and after the coarse correction on the coarse levels (1 on the finest),
+#: and coarse corrections per visit of a coarse level (1: V-cycle, 2: W-cycle below the finest).
+COARSE_LEVEL_SWEEPS = 2
+CYCLE_INDEX = 1
 #: Coarsen while the coarse grid keeps more unknowns than this (and every axis is even).
 COARSEST_DOFS = 3000
 #: Largest coarsest grid solved by sparse LU; a larger one (odd axes) gets Jacobi sweeps.
@@ -176,7 +184,7 @@ class _Level:
         return out
 
 
-def _diagonal(layout: _Layout, moduli: np.ndarray | None, matrix: np.ndarray, b: int):
+def _diagonal(layout: _Layout, moduli: np.ndarray | None, matrix: np.ndarray, b: int) -> np.ndarray:
     """Diagonal (b, length) of the unmasked operator."""
     diagonal = np.zeros((b, layout.length))
     if moduli is None:
@@ -327,8 +335,9 @@ class VoxelStiffness:
         """Padded field (b, length, m) -> unknowns (b n_free, m)."""
         return x[:, self.slots].transpose(1, 0, 2).reshape(self.n_unknowns, x.shape[-1])
 
-    def level(self, dtype=np.float64) -> _Level:
-        """The finest level (operator, mask, Jacobi weights) in ``dtype``."""
+    def level(self, dtype=np.float64, smoother: bool = True) -> _Level:
+        """The finest level (operator, mask, Jacobi weights unless not ``smoother``) in
+        ``dtype``."""
         diagonal = _diagonal(self.layout, self._moduli_padded, self.element_matrix, self.b)
         return _jacobi_level(
             self.layout,
@@ -337,11 +346,12 @@ class VoxelStiffness:
             self.mask,
             diagonal,
             dtype,
+            smoother,
         )
 
     @cached_property
     def _level64(self) -> _Level:
-        return self.level(np.float64)
+        return self.level(np.float64, smoother=False)
 
     def apply_padded(self, x: np.ndarray) -> np.ndarray:
         """``K x`` on padded fields (b, length, m), float64."""
@@ -367,18 +377,62 @@ class VoxelStiffness:
         return assemble_stencil(self.grid, shifted, self.element_matrix, self.free)
 
 
-def _jacobi_level(layout, moduli, matrix, mask, diagonal, dtype) -> _Level:
+def _jacobi_level(layout, moduli, matrix, mask, diagonal, dtype, smoother=True) -> _Level:
+    """A level with the damped-Jacobi smoother ``(4/3) / lambda_max(D^-1 A)`` on its unknowns
+    (``lambda_max`` estimated by Lanczos, :func:`_lambda_max`)."""
     b = diagonal.shape[0]
     keep = (mask > 0)[None, :] & (diagonal > 0)
-    weights = np.zeros_like(diagonal)
-    weights[keep] = JACOBI_WEIGHT / diagonal[keep]
-    return _Level(
+    inverse = np.zeros_like(diagonal)
+    inverse[keep] = 1.0 / diagonal[keep]
+    level = _Level(
         layout=layout,
         moduli=moduli,
         matrix=matrix,
         mask=mask.astype(dtype),
-        jacobi=weights.reshape(b, -1, 1).astype(dtype),
+        jacobi=inverse.reshape(b, -1, 1).astype(dtype),
     )
+    if smoother:
+        lam = _lambda_max(level) * LAMBDA_SAFETY
+        level.jacobi[...] *= JACOBI_WEIGHT / lam if lam > 0 else 0.0
+    return level
+
+
+def _lambda_max(level: _Level) -> float:
+    """Largest eigenvalue of ``D^-1 A`` on a level's unknowns from the Lanczos matrix of a few
+    Jacobi-preconditioned CG steps (random start, fixed seed)."""
+    rng = np.random.default_rng(0)
+    b = level.jacobi.shape[0]
+    r = rng.standard_normal((b, level.mask.size, 1)).astype(level.jacobi.dtype)
+    r *= level.mask[None, :, None]
+    z = level.jacobi * r
+    p = z.copy()
+    rz = float(np.vdot(r, z))
+    alphas: list[float] = []
+    betas: list[float] = []
+    for _ in range(LANCZOS_STEPS):
+        Ap = level.apply(p)
+        pAp = float(np.vdot(p, Ap))
+        if not pAp > 0 or not rz > 0:
+            break
+        alpha = rz / pAp
+        r -= level.jacobi.dtype.type(alpha) * Ap
+        z = level.jacobi * r
+        rz_next = float(np.vdot(r, z))
+        alphas.append(alpha)
+        betas.append(rz_next / rz)
+        if rz_next <= 1e-12 * rz:
+            break
+        p = z + level.jacobi.dtype.type(rz_next / rz) * p
+        rz = rz_next
+    k = len(alphas)
+    if k == 0:
+        return 1.0
+    T = np.zeros((k, k))
+    for j in range(k):
+        T[j, j] = 1.0 / alphas[j] + (betas[j - 1] / alphas[j - 1] if j > 0 else 0.0)
+        if j + 1 < k:
+            T[j, j + 1] = T[j + 1, j] = np.sqrt(betas[j]) / alphas[j]
+    return float(np.linalg.eigvalsh(T)[-1])
 
 
 def _coarse_mask(layout: _Layout, diagonal: np.ndarray) -> np.ndarray:
@@ -495,11 +549,16 @@ class VoxelMultigrid:
         if depth == len(self.levels) - 1:
             return self._coarsest(r)
         level, coarse = self.levels[depth], self.levels[depth + 1]
+        sweeps = 1 if depth == 0 else COARSE_LEVEL_SWEEPS
         z = level.jacobi * r
-        residual = r - level.apply(z)
-        rc = _restrict(level.layout, coarse.layout, residual, coarse.mask)
-        z += _prolong(level.layout, coarse.layout, self._cycle(depth + 1, rc), level.mask)
-        z += level.jacobi * (r - level.apply(z))
+        for _ in range(sweeps - 1):
+            z += level.jacobi * (r - level.apply(z))
+        for _ in range(1 if depth == 0 else CYCLE_INDEX):
+            residual = r - level.apply(z)
+            rc = _restrict(level.layout, coarse.layout, residual, coarse.mask)
+            z += _prolong(level.layout, coarse.layout, self._cycle(depth + 1, rc), level.mask)
+        for _ in range(sweeps):
+            z += level.jacobi * (r - level.apply(z))
         return z
 
     def __call__(self, r: np.ndarray) -> np.ndarray:
