@@ -31,6 +31,12 @@ from metainv.voxel import homogenize_voxels, homogenize_voxels_detailed
 NU = 0.3
 
 
+@pytest.fixture(autouse=True)
+def small_coarsest_grid(monkeypatch):
+    """Coarsen the small test grids too (16^3 -> 8^3), so the multigrid levels are used."""
+    monkeypatch.setattr("metainv.fem.matfree.COARSEST_DOFS", 3000)
+
+
 def blobs(n: int, fraction: float, seed: int = 0) -> np.ndarray:
     """A smooth random two-phase microstructure (periodic low-pass noise thresholded)."""
     rng = np.random.default_rng(seed)
