@@ -43,6 +43,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from metainv.errors import MetainvError
+from metainv.fem.assembly import assemble_stencil, shifted_moduli
 from metainv.fem.grid import HexGrid
 from metainv.fem.hex8 import BINARY_NODES, shape_functions
 
@@ -374,8 +375,6 @@ class VoxelStiffness:
 
     def assemble(self) -> sp.bsr_matrix:
         """The same operator as an assembled BSR matrix (for direct solvers and checks)."""
-        from metainv.fem.assembly import assemble_stencil, shifted_moduli
-
         shifted = shifted_moduli(self.grid, self.moduli)
         return assemble_stencil(self.grid, shifted, self.element_matrix, self.free)
 
