@@ -390,13 +390,14 @@ def _matrix_free_solver(
             R32 = R.astype(multigrid.dtype)
             scale = np.linalg.norm(R32.reshape(-1, m).astype(np.float64), axis=0)
             tolerance = np.where(norms > target, target / np.where(norms > 0, norms, 1), 1)
-            D, steps, _ = padded_pcg(
-                fine.apply,
-                R32,
-                multigrid,
-                tolerance * scale,
-                maxiter - int(iterations.max()),
-            )
+            with K.one_blas_thread():
+                D, steps, _ = padded_pcg(
+                    fine.apply,
+                    R32,
+                    multigrid,
+                    tolerance * scale,
+                    maxiter - int(iterations.max()),
+                )
             iterations += steps
             X += D
             R = B - K.apply_padded(X.copy())
