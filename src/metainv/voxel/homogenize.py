@@ -49,10 +49,10 @@ of :mod:`metainv.fem.solvers` (``solver``):
   (block Gauss-Seidel smoothing) needed about 3 times as long.
 * ``"gmg"``: matrix-free (:class:`metainv.fem.VoxelStiffness`, no matrix is assembled) with
   a float32 Galerkin geometric-multigrid V-cycle (:mod:`metainv.fem.matfree`). The same
-  discretization, so the same C to the solver tolerance; faster on solid, well-connected
-  fields (64^3, rho = 0.5: about 1.6 times less CPU) and slower on thin ones (rho = 0.3
-  columnar), where geometric coarse grids interpolate across thin struts
-  (``benchmarks/voxel_solver.py``).
+  discretization, so the same C to the solver tolerance; half the memory; 1.5-2 times less
+  CPU on solid, well-connected fields (64^3, rho = 0.5: about 7 s against 11 s) and 1.4-1.8
+  times more on thin ones (rho = 0.3 columnar, affine), where geometric coarse grids
+  interpolate across thin struts (``benchmarks/voxel_solver.py``, README).
 * ``"direct"``: sparse LU (SuperLU), small grids only: 17.5 s at 32^3 (1.1 s with AMG),
   growing about like n^5.
 
