@@ -94,7 +94,7 @@ logger = logging.getLogger(__name__)
 
 BOUNDARY_CONDITIONS = ("affine", "periodic")
 #: Linear solvers of :data:`metainv.fem.SOLVERS` offered here.
-SOLVERS = ("gmg", "amg", "direct")
+SOLVERS = ("amg", "gmg", "direct")
 #: CG iteration limit.
 MAX_CG_ITERATIONS = 500
 
