@@ -30,7 +30,9 @@ from metainv.fem.hex8 import (
     shape_functions,
     strain_displacement,
 )
+from metainv.fem.matfree import VoxelMultigrid, VoxelStiffness
 from metainv.fem.solvers import (
+    MATRIX_FREE_SOLVERS,
     SOLVERS,
     AMGPreconditioner,
     Solve,
@@ -46,6 +48,7 @@ __all__ = [
     "BINARY_NODES",
     "GAUSS_POINTS",
     "GAUSS_WEIGHT",
+    "MATRIX_FREE_SOLVERS",
     "SOLVERS",
     "VTK_NODES",
     "AMGPreconditioner",
@@ -54,6 +57,8 @@ __all__ = [
     "Solve",
     "SolveStats",
     "Unknowns",
+    "VoxelMultigrid",
+    "VoxelStiffness",
     "affine_displacement",
     "assemble_matrix",
     "assemble_node_vectors",

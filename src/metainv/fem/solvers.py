@@ -23,6 +23,10 @@ optimization re-solves similar systems).
   half the elements per (even) axis, Galerkin coarse matrices ``K_c = P^T K P`` (robust to the
   ``1e-9`` stiffness contrast of void elements), one damped-Jacobi pre- and post-smoothing step
   (``omega = 0.6``), sparse LU on the coarsest grid. Bounded grids only.
+* ``"gmg"``: matrix-free conjugate gradients for voxel models: ``K`` must be a
+  :class:`~metainv.fem.matfree.VoxelStiffness` (no sparse matrix is assembled), preconditioned
+  by a float32 V-cycle of Galerkin geometric multigrid built element-wise on the voxel grid
+  (:class:`~metainv.fem.matfree.VoxelMultigrid`); bounded and periodic grids.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from scipy.sparse.linalg import splu
 
 from metainv.errors import MetainvError
 from metainv.fem.grid import HexGrid
+from metainv.fem.matfree import VoxelMultigrid, VoxelStiffness, padded_pcg
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,8 @@ PROLONGATOR_OMEGA = 4.0 / 3.0
 JACOBI_WEIGHT = 0.6
 #: Geometric multigrid: coarsen while the coarse grid has more free unknowns than this.
 COARSEST_DOFS = 4000
+#: Matrix-free solvers: most float64 residual corrections around the float32 CG.
+MAX_REFINEMENTS = 6
 
 
 @dataclass(frozen=True)
@@ -275,8 +282,10 @@ def _mg_setup(unknowns: Unknowns) -> Callable[[sp.spmatrix], Preconditioner]:
 #: name -> (Unknowns -> (K -> preconditioner)), or None for the direct solver.
 _PRECONDITIONERS: dict[str, Callable[[Unknowns], Callable[[sp.spmatrix], Preconditioner]] | None]
 _PRECONDITIONERS = {"direct": None, "amg": _amg_setup, "mgcg": _mg_setup}
+#: Solvers that take a matrix-free :class:`~metainv.fem.matfree.VoxelStiffness` as ``K``.
+MATRIX_FREE_SOLVERS = ("gmg",)
 #: The registered solver names.
-SOLVERS = tuple(_PRECONDITIONERS)
+SOLVERS = (*_PRECONDITIONERS, *MATRIX_FREE_SOLVERS)
 
 
 def make_solver(
@@ -293,8 +302,10 @@ def make_solver(
     maxiter: CG iteration limit; reaching it logs a warning, or raises when ``strict``
     warm_start: start CG from the previous call's solution
     """
-    if name not in _PRECONDITIONERS:
+    if name not in SOLVERS:
         raise MetainvError(f"unknown solver {name!r} (expected one of: {', '.join(SOLVERS)})")
+    if name in MATRIX_FREE_SOLVERS:
+        return _matrix_free_solver(name, unknowns, rtol, maxiter, warm_start, strict)
     setup = _PRECONDITIONERS[name]
     make_preconditioner = None if setup is None else setup(unknowns)
     state: dict[str, np.ndarray] = {}
@@ -328,6 +339,80 @@ def make_solver(
             relative = np.where(norms > 0, residual / np.where(norms > 0, norms, 1.0), 0.0)
             stats = SolveStats(tuple(iterations), float(relative.max()))
             logger.debug("%s solve: CG iterations %s", name, stats.iterations)
+        return (U[:, 0] if single else U), stats
+
+    return solve
+
+
+def _matrix_free_solver(
+    name: str, unknowns: Unknowns, rtol: float, maxiter: int, warm_start: bool, strict: bool
+) -> Solve:
+    """``solve(K, F)`` of a matrix-free solver: float32 PCG on the padded layout of ``K``
+    (:func:`~metainv.fem.matfree.padded_pcg`) inside float64 iterative refinement, so the
+    returned relative residual ``||f - K u|| / ||f||`` (float64) meets ``rtol``."""
+    state: dict = {}
+
+    def solve(K: VoxelStiffness, F: np.ndarray) -> tuple[np.ndarray, SolveStats]:
+        if not isinstance(K, VoxelStiffness):
+            raise MetainvError(
+                f"the {name} solver needs a matrix-free VoxelStiffness, got {type(K).__name__}"
+            )
+        F = np.asarray(F, dtype=np.float64)
+        single = F.ndim == 1
+        F2 = F[:, None] if single else F
+        m = F2.shape[1]
+        if F2.shape[0] != unknowns.free_dofs.size or F2.shape[0] != K.n_unknowns:
+            raise MetainvError(
+                f"{F2.shape[0]} right-hand side rows for {K.n_unknowns} unknowns of K"
+            )
+        if F2.shape[0] == 0 or not np.any(F2):
+            U = np.zeros_like(F2)
+            stats = SolveStats(iterations=(0,) * m, max_relative_residual=0.0)
+            return (U[:, 0] if single else U), stats
+        if state.get("K") is not K:
+            state.clear()
+            state["K"], state["M"] = K, VoxelMultigrid(K)
+        multigrid = state["M"]
+        B = K.embed(F2)
+        target = rtol * np.linalg.norm(B.reshape(-1, m), axis=0)
+        X = state.get("X") if warm_start else None
+        if X is None or X.shape != B.shape:
+            X, R = np.zeros_like(B), B.copy()
+        else:
+            X = X.copy()
+            R = B - K.apply_padded(X.copy())
+        iterations = np.zeros(m, dtype=np.int64)
+        fine = multigrid.levels[0]
+        for _ in range(MAX_REFINEMENTS):
+            norms = np.linalg.norm(R.reshape(-1, m), axis=0)
+            if np.all(norms <= target) or iterations.max() >= maxiter:
+                break
+            R32 = R.astype(multigrid.dtype)
+            scale = np.linalg.norm(R32.reshape(-1, m).astype(np.float64), axis=0)
+            tolerance = np.where(norms > target, target / np.where(norms > 0, norms, 1), 1)
+            with K.one_blas_thread():
+                D, steps, _ = padded_pcg(
+                    fine.apply,
+                    R32,
+                    multigrid,
+                    tolerance * scale,
+                    maxiter - int(iterations.max()),
+                )
+            iterations += steps
+            X += D
+            R = B - K.apply_padded(X.copy())
+        norms = np.linalg.norm(R.reshape(-1, m), axis=0)
+        if not np.all(norms <= target):
+            message = f"{name} solve did not converge in {maxiter} CG iterations"
+            if strict:
+                raise MetainvError(message)
+            logger.warning(message)
+        state["X"] = X
+        reference = np.linalg.norm(B.reshape(-1, m), axis=0)
+        relative = np.where(reference > 0, norms / np.where(reference > 0, reference, 1.0), 0.0)
+        stats = SolveStats(tuple(int(i) for i in iterations), float(relative.max()))
+        logger.debug("%s solve: levels %s, CG iterations %s", name, multigrid.sizes, iterations)
+        U = K.extract(X)
         return (U[:, 0] if single else U), stats
 
     return solve

@@ -42,13 +42,22 @@ Void handling (``void_modulus_ratio``):
   periodic component that does not percolate keeps its rigid rotations; the right-hand sides
   are orthogonal to them, so CG still converges, but an ersatz void is the safer model there.)
 
-The linear systems are solved by CG with a smoothed-aggregation AMG preconditioner (pyamg
-aggregation, rigid-body near null space, Chebyshev smoothing; :mod:`metainv.fem.solvers`)
-built once for the six load cases, or by sparse LU (``solver="direct"``, small grids only).
-Measured at 64^3, rho = 0.5, void removed (476,610 unknowns, one core): about 11 s CPU for
-assembly, setup and six load cases (``benchmarks/voxel.py``); pyamg's stock solver (block
-Gauss-Seidel smoothing) needed about 3 times as long, and sparse LU (SuperLU) already takes
-17.5 s at 32^3 (1.1 s with AMG) and grows about like n^5.
+The linear systems are solved by CG over the six load cases at once, with one of the solvers
+of :mod:`metainv.fem.solvers` (``solver``):
+
+* ``"amg"`` (default): assembled BSR matrix, smoothed-aggregation AMG preconditioner (pyamg
+  aggregation, rigid-body near null space, Chebyshev smoothing) built once for the six load
+  cases. Measured at 64^3, rho = 0.5, void removed (476,610 unknowns, one core): about 11 s
+  CPU for assembly, setup and six load cases (``benchmarks/voxel.py``); pyamg's stock solver
+  (block Gauss-Seidel smoothing) needed about 3 times as long.
+* ``"gmg"``: matrix-free (:class:`metainv.fem.VoxelStiffness`, no matrix is assembled) with
+  a float32 Galerkin geometric-multigrid V-cycle (:mod:`metainv.fem.matfree`). The same
+  discretization, so the same C to the solver tolerance; half the memory; 1.5-2 times less
+  CPU on solid, well-connected fields (64^3, rho = 0.5: about 7 s against 11 s) and 1.4-1.8
+  times more on thin ones (rho = 0.3 columnar, affine), where geometric coarse grids
+  interpolate across thin struts (``benchmarks/voxel_solver.py``, README).
+* ``"direct"``: sparse LU (SuperLU), small grids only: 17.5 s at 32^3 (1.1 s with AMG),
+  growing about like n^5.
 
 The stiffness matrix is assembled in block form straight from a 27-point nodal stencil (one
 element matrix times the moduli of the eight elements around each node; no per-element COO
@@ -68,9 +77,11 @@ from scipy.sparse.csgraph import connected_components
 from metainv.errors import MetainvError
 from metainv.fem import (
     BINARY_NODES,
+    MATRIX_FREE_SOLVERS,
     HexGrid,
     SolveStats,
     Unknowns,
+    VoxelStiffness,
     affine_displacement,
     assemble_node_vectors,
     assemble_stencil,
@@ -87,7 +98,7 @@ logger = logging.getLogger(__name__)
 
 BOUNDARY_CONDITIONS = ("affine", "periodic", "static")
 #: Linear solvers of :data:`metainv.fem.SOLVERS` offered here.
-SOLVERS = ("amg", "direct")
+SOLVERS = ("amg", "gmg", "direct")
 #: CG iteration limit.
 MAX_CG_ITERATIONS = 500
 
@@ -143,7 +154,8 @@ def homogenize_voxels(
             ``"static"`` (uniform tractions; softer, needs a float ``void_modulus_ratio``).
         void_modulus_ratio: ersatz modulus of void voxels over ``E_s``, or ``None`` to remove
             the void (and the solid islands that would float).
-        solver: ``"amg"`` (default) or ``"direct"`` (small grids).
+        solver: ``"amg"`` (default), ``"gmg"`` (matrix-free geometric multigrid) or
+            ``"direct"`` (small grids); see the module docstring.
         rtol: CG relative-residual tolerance.
 
     Returns:
@@ -190,7 +202,10 @@ def homogenize_voxels_detailed(
     shifted = shifted_moduli(grid, moduli)
     free = _free_nodes(grid, shifted)
     Ke = hex8_stiffness(poisson_ratio, h)
-    K = assemble_stencil(grid, shifted, Ke, free)
+    if solver in MATRIX_FREE_SOLVERS:
+        K = VoxelStiffness(grid, moduli, Ke, free)
+    else:
+        K = assemble_stencil(grid, shifted, Ke, free)
 
     cases = np.eye(6)
     g = Ke @ affine_displacement(cases, h, BINARY_NODES).T  # (24, 6): forces of u = eps x
@@ -259,7 +274,7 @@ def _static(
 
 def _energy_stiffness(
     shifted: np.ndarray,
-    K: sp.spmatrix,
+    K: sp.spmatrix | VoxelStiffness,
     U: np.ndarray,
     active: np.ndarray,
     moduli: np.ndarray,
