@@ -109,3 +109,14 @@ def test_map_windows_in_worker_processes_give_the_same_numbers(tmp_path):
     serial = stiffness_map(solid[:, :8, :8], tmp_path / "a", 8, 8, 10.0, workers=1)
     parallel = stiffness_map(solid[:, :8, :8], tmp_path / "b", 8, 8, 10.0, workers=2)
     assert [w["C21"] for w in serial["windows"]] == [w["C21"] for w in parallel["windows"]]
+
+
+def test_candidate_choices_by_rank_sum():
+    from metainv.scan.implant import candidate_choices
+
+    choices = list(candidate_choices([3, 2], 10))
+    assert choices[0] == (0, 0)
+    assert sorted(choices) == sorted({(a, b) for a in range(3) for b in range(2)})
+    sums = [sum(c) for c in choices]
+    assert sums == sorted(sums)
+    assert list(candidate_choices([3, 3, 3], 4)) == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (1, 0, 0)]

@@ -222,8 +222,8 @@ def implant_command(
         None, "--base-modulus", help="Printed material's Young's modulus, e.g. 114GPa."
     ),
     family: str = typer.Option("truss", "--family", help="Family with a grade function."),
-    cell_size: float = typer.Option(
-        None, "--cell-size", help="Lattice cell edge in map voxels.", show_default="the stride"
+    cell_voxels: float = typer.Option(
+        None, "--cell-voxels", help="Lattice cell edge in map voxels.", show_default="the stride"
     ),
     zeta: float = typer.Option(0.5, "--zeta", help="RBF transition width (SI Eq. 14)."),
     samples: int = typer.Option(None, "--samples", help="Candidates drawn per window (truss)."),
@@ -243,7 +243,7 @@ def implant_command(
         out,
         base_modulus,
         family,
-        cell_size,
+        cell_voxels,
         zeta,
         force,
         on_step=lambda message: console.print(message),

@@ -271,6 +271,8 @@ def write_graded_outputs(
     lattice = graded_lattice(problem, elements_per_cell, min_relative_diameter, step, clip)
     timings = {"lattice_s": time.perf_counter() - tic}
     result = None
+    if not ignore_gates:  # the geometric gates first: no FE spent on a lattice they refuse
+        enforce_gates(quality_gates(problem, lattice))
     if check:
         step(f"local check: homogenizing {check_samples} sampled cells")
         tic = time.perf_counter()

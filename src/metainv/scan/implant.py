@@ -10,16 +10,19 @@ region, which writes the graded lattice, its watertight STL and the local check 
 stiffness along the part into ``OUT/part``.
 
 Neighbouring windows may get designs whose cells cannot be blended (e.g. truss cells rotated far
-from each other: the grader refuses a degenerate interpolated basis). Each window therefore
-keeps ``top`` candidates (default 3), and when the grader names two controls that do not
-blend, the second one moves on to its next candidate (written as ``choice.json`` beside its
-designs.json), until every pair blends or a window runs out of candidates.
+from each other: the grader refuses a degenerate interpolated basis) or blend into a lattice past
+the grader's quality gates. Each window therefore keeps ``top`` candidates (default 3), and the
+combinations of candidates are graded best-ranked first (by the sum of their ranks; at most
+:data:`MAX_GRADINGS`, skipping any that repeat a pair of candidates the grader named as not
+blending) until one passes; the chosen candidate of each window is written as ``choice.json``
+beside its designs.json.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ import numpy as np
 from metainv.api import design, grade
 from metainv.errors import MetainvError
 from metainv.files import read_json, write_text_atomic
-from metainv.grading import DissimilarControlsError
+from metainv.grading import DissimilarControlsError, GradingQualityError
 from metainv.targets import NORMALIZED, PASCALS_PER_UNIT, Target, modulus_in_pascal
 from metainv.tensors import matrix_from_c21
 
@@ -73,6 +76,28 @@ def window_targets(summary: dict[str, Any], base_modulus: str | float | None) ->
     return targets
 
 
+#: Gradings tried at most (combinations of the windows' candidates, best-ranked first).
+MAX_GRADINGS = 9
+
+
+def candidate_choices(counts: Sequence[int], limit: int) -> Iterator[tuple[int, ...]]:
+    """Up to ``limit`` choices of one candidate index per window (``counts[w]`` candidates in
+    window ``w``), by increasing sum of the ranks (ties: lexicographic), starting at all zeros."""
+    start = (0,) * len(counts)
+    heap, seen = [(0, start)], {start}
+    for _ in range(limit):
+        if not heap:
+            return
+        _, choice = heapq.heappop(heap)
+        yield choice
+        for w, count in enumerate(counts):
+            if choice[w] + 1 < count:
+                following = (*choice[:w], choice[w] + 1, *choice[w + 1 :])
+                if following not in seen:
+                    seen.add(following)
+                    heapq.heappush(heap, (sum(following), following))
+
+
 def graded_implant(
     map_folder: str | Path,
     out: str | Path,
@@ -97,7 +122,7 @@ def graded_implant(
     settings = summary["settings"]
     cell = float(cell_size or settings["stride"])
     if not cell > 0:
-        raise MetainvError(f"--cell-size must be positive, got {cell_size}")
+        raise MetainvError(f"--cell-voxels must be positive, got {cell_size}")
     out = Path(out)
     options = {"top": 3, **(design_options or {})}
     folders, centres = [], []
@@ -118,14 +143,18 @@ def graded_implant(
         centres.append([c / cell for c in window["centre"]])
     box = [n / cell for n in settings["region_shape"]]
     documents = [read_json(folder / "designs.json") for folder in folders]
-    choice = [0] * len(folders)
-    while True:
+    counts = [len(document["candidates"]) for document in documents]
+    refused: set[tuple[int, int, int, int]] = set()  # (i, k_i, j, k_j) pairs that do not blend
+    last_error: MetainvError | None = None
+    for choice in candidate_choices(counts, MAX_GRADINGS):
+        if any((i, choice[i], j, choice[j]) in refused for i, _, j, _ in refused):
+            continue
         controls = []
         for folder, document, k, centre in zip(folders, documents, choice, centres, strict=True):
             path = folder / "choice.json"
             write_text_atomic(path, json.dumps(document["candidates"][k]["design"], indent=1))
             controls.append((centre, path))
-        step("grading")
+        step(f"grading candidates {', '.join(str(k + 1) for k in choice)} of the windows")
         try:
             result = grade(
                 controls,
@@ -139,11 +168,17 @@ def graded_implant(
             )
             break
         except DissimilarControlsError as error:
-            second = error.pair[1]
-            if choice[second] + 1 >= len(documents[second]["candidates"]):
-                raise
-            choice[second] += 1
-            step(f"{folders[second].name}: candidate {choice[second] + 1} (blends better)")
+            i, j = error.pair
+            refused.add((i, choice[i], j, choice[j]))
+            last_error = error
+        except GradingQualityError as error:
+            last_error = error
+        step(f"refused: {last_error}")
+    else:
+        raise MetainvError(
+            f"no combination of the windows' candidates (tried up to {MAX_GRADINGS}) grades "
+            f"into a lattice that passes: {last_error}"
+        )
     result["designs"] = [str(folder / "designs.json") for folder in folders]
     result["candidates_chosen"] = [k + 1 for k in choice]
     result["cell_size_voxels"] = cell
