@@ -22,7 +22,7 @@ from metainv.grading import (
     local_check,
     quality_gates,
 )
-from metainv.mesh import count_bodies, fill_cavities, largest_body, levelset_mesh
+from metainv.mesh import count_bodies, fill_cavities, is_watertight_stl, largest_body, levelset_mesh
 from metainv.spinodoid.design import SpinodoidDesign
 from metainv.spinodoid.export import SOLID_FRACTION_TOL, spinodoid_mesh
 from metainv.tensors import rotation_from_angle_axis
@@ -85,6 +85,43 @@ def test_graded_stl_stays_in_its_box_and_is_one_body(tmp_path):
     assert np.all(mesh.bounds[1] <= np.array([3.0, 2.0, 2.0]) + radius * 1.01)
     assert summary["node_bounds"][0] == pytest.approx([0, 0, 0], abs=1e-12)
     assert summary["clipped_struts"] > 0 and summary["gates"]["merge_cells"]["passed"]
+
+
+@pytest.mark.parametrize("cell_size, mm", [("5mm", 5.0), ("0.4cm", 4.0)])
+def test_graded_part_in_mm_with_cell_size(tmp_path, cell_size, mm):
+    a, b = write_designs(tmp_path, OCTET, design((3, 3, 3), 0.03, U=(1.2, 1.0, 1.0)))
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["grade", "--control", "0,1,1", a, "--control", "3,1,1", b, "--box", "3", "2", "2",
+         "--segments", "6", "--no-check", "--cell-size", cell_size, "--out", str(out), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    radius_mm = summary["diameter_max"] / 2 * mm
+    mesh = trimesh.load(out / "graded_lattice.stl")
+    assert is_watertight_stl(mesh) and count_bodies(mesh) == 1
+    extents = mesh.bounds[1] - mesh.bounds[0]
+    box_mm = np.array([3.0, 2.0, 2.0]) * mm
+    assert np.all(extents <= box_mm + 2.02 * radius_mm)
+    assert np.all(extents >= box_mm - 1e-6)  # the clipped lattice reaches every face
+    assert summary["length_unit"] == "mm" and summary["cell_size_mm"] == pytest.approx(mm)
+    assert np.allclose(summary["stl"]["bounds"], mesh.bounds, atol=1e-4)
+    written = json.loads((out / "summary.json").read_text())
+    assert written["cell_size_mm"] == pytest.approx(mm)
+
+
+def test_graded_part_refuses_a_bad_cell_size_before_any_work(tmp_path):
+    a, b = write_designs(tmp_path, OCTET, OCTET)
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["grade", "--control", "0,1,1", a, "--control", "3,1,1", b, "--box", "3", "2", "2",
+         "--cell-size", "5 parsecs", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--cell-size" in result.output and "expected" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_unclipped_lattice_sticks_out_of_the_box():

@@ -16,6 +16,7 @@ designs and results are the values of :mod:`metainv.family`. Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +37,7 @@ from metainv.family import (
     load_design,
     read_json,
 )
-from metainv.files import check_output_file, prepare_output_folder
+from metainv.files import check_output_file, prepare_output_folder, write_text_atomic
 from metainv.manufacturing import (
     CELL_SIZE_DEFINITION,
     PrintCheck,
@@ -331,10 +332,14 @@ def grade(
     body: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
     force: bool = False,
+    cell_size: str | float | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """A functionally graded part between designs at control points (cell units), written to
-    ``out``. Each control is ``((x, y, z), design)`` with the design a value of the family or a
+    ``out``. With ``cell_size`` (a length such as ``"5mm"``; a bare number is in mm) one cell
+    unit, the unit of the control points and the box, is that long: the STL is written in mm
+    and the summary records ``"length_unit": "mm"``, ``"cell_size_mm"`` and the STL's bounds and
+    volume in mm. Each control is ``((x, y, z), design)`` with the design a value of the family or a
     design file / designs.json path (read by the family's grader); ``family`` defaults to the
     family of the first control design. A non-empty ``out`` is refused unless ``force``, which
     removes only the files of :data:`GRADE_OUTPUT_FILES` there. Returns the summary (with the
@@ -349,8 +354,9 @@ def grade(
     extra = chosen.accepts("grade", options)
     grader = chosen.require("grade")
     # refused before any work: a file, an uncreatable folder, a folder with other results
+    scale_mm = None if cell_size is None else parse_length(cell_size)
     prepare_output_folder(out, own=GRADE_OUTPUT_FILES, force=force)
-    return grader(
+    summary = grader(
         [(point, value) for point, (_, value) in zip(points, controls, strict=True)],
         None if box is None else tuple(float(b) for b in box),
         float(zeta),
@@ -359,6 +365,31 @@ def grade(
         on_step=on_step,
         **extra,
     )
+    return summary if scale_mm is None else scale_part(summary, Path(out), scale_mm)
+
+
+def scale_part(summary: dict[str, Any], out: Path, cell_size_mm: float) -> dict[str, Any]:
+    """Rescale the STL files a grader wrote into ``out`` (listed in ``summary["files"]``) from
+    cell units to mm, ``x_mm = cell_size_mm * x``, and record the scale, the bounds and the
+    volume in mm in the summary (rewritten atomically when the grader wrote one)."""
+    import trimesh
+
+    from metainv.mesh import is_watertight_stl, write_stl
+
+    files = summary.get("files", {})
+    stl_name = files.get("stl")
+    if stl_name:
+        mesh = trimesh.load_mesh(out / stl_name, file_type="stl")
+        mesh.apply_scale(cell_size_mm)
+        write_stl(mesh, out / stl_name)
+        report = summary.setdefault("stl", {})
+        report |= {"bounds": mesh.bounds.tolist(), "volume": float(mesh.volume)}
+        report["watertight"] = bool(report.get("watertight", True)) and is_watertight_stl(mesh)
+    summary["length_unit"] = "mm"
+    summary["cell_size_mm"] = float(cell_size_mm)
+    if files.get("summary"):
+        write_text_atomic(out / files["summary"], json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def optimize_topology(

@@ -109,6 +109,11 @@ def grade_command(
         "--match-bases/--no-match-bases",
         help="Blend each control cell in its best-matched equivalent basis (default on).",
     ),
+    cell_size: str | None = typer.Option(
+        None,
+        "--cell-size",
+        help="Length of one cell unit (the unit of --control and --box), e.g. 5mm: STL in mm.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     force: bool = typer.Option(
         False, "--force", help="Write into a non-empty --out, replacing metainv's graded files."
@@ -126,7 +131,16 @@ def grade_command(
     start = time.perf_counter()
     with console.status("grading") as status:
         summary = grade(
-            controls, out, box, zeta, family, body=body, on_step=status.update, force=force, **given
+            controls,
+            out,
+            box,
+            zeta,
+            family,
+            body=body,
+            on_step=status.update,
+            force=force,
+            cell_size=cell_size,
+            **given,
         )
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

@@ -146,6 +146,7 @@ def graded_implant(
     counts = [len(document["candidates"]) for document in documents]
     refused: set[tuple[int, int, int, int]] = set()  # (i, k_i, j, k_j) pairs that do not blend
     last_error: MetainvError | None = None
+    gate_error: GradingQualityError | None = None  # reported first: the nearest miss kind
     for choice in candidate_choices(counts, MAX_GRADINGS):
         if any((i, choice[i], j, choice[j]) in refused for i, _, j, _ in refused):
             continue
@@ -172,12 +173,12 @@ def graded_implant(
             refused.add((i, choice[i], j, choice[j]))
             last_error = error
         except GradingQualityError as error:
-            last_error = error
+            last_error = gate_error = error
         step(f"refused: {last_error}")
     else:
         raise MetainvError(
             f"no combination of the windows' candidates (tried up to {MAX_GRADINGS}) grades "
-            f"into a lattice that passes: {last_error}"
+            f"into a lattice that passes; e.g. {gate_error or last_error}"
         )
     result["designs"] = [str(folder / "designs.json") for folder in folders]
     result["candidates_chosen"] = [k + 1 for k in choice]
