@@ -50,6 +50,10 @@ def _summary_table(summary: dict[str, Any], out: Path, elapsed: float) -> Table:
         )
     if "stl" in summary:
         table.add_row("STL watertight", "yes" if summary["stl"]["watertight"] else "NO")
+    if "cell_size_mm" in summary and "bounds" in summary.get("stl", {}):
+        low, high = summary["stl"]["bounds"]
+        size = " x ".join(f"{b - a:.2f}" for a, b in zip(low, high, strict=True))
+        table.add_row("part (mm)", f"{size} (cell unit {summary['cell_size_mm']:g} mm)")
     if "local_check" in summary:
         table.add_row("local check max NMSE", f"{summary['local_check']['max_nmse']:.3g}")
     for name, gate in summary.get("gates", {}).items():
