@@ -100,7 +100,7 @@ def test_graded_part_in_mm_with_cell_size(tmp_path, cell_size, mm):
     summary = json.loads(result.stdout)
     radius_mm = summary["diameter_max"] / 2 * mm
     mesh = trimesh.load(out / "graded_lattice.stl")
-    assert is_watertight_stl(mesh) and count_bodies(mesh) == 1
+    assert is_watertight_stl(mesh) and count_bodies(mesh) == 1 and summary["stl"]["watertight"]
     extents = mesh.bounds[1] - mesh.bounds[0]
     box_mm = np.array([3.0, 2.0, 2.0]) * mm
     assert np.all(extents <= box_mm + 2.02 * radius_mm)
