@@ -96,15 +96,18 @@ def compare(args: argparse.Namespace, console: Console) -> dict:
     for count, row in enumerate(rows):
         if str(row) in done:
             continue
-        Cs = [our_stiffness(rho[row], theta[row], args.resolution, s) for s in range(args.realizations)]
+        Cs = [
+            our_stiffness(rho[row], theta[row], args.resolution, s)
+            for s in range(args.realizations)
+        ]
         done[str(row)] = [C.tolist() for C in Cs]
         if args.out is not None:
             stored = read_json(args.out) if args.out.exists() else {}
             stored[key] = done
             write_text_atomic(args.out, json.dumps(stored))
         console.print(
-            f"  {count + 1}/{len(rows)} row {row} rho {rho[row]:.3f} theta {np.round(theta[row], 1)}"
-            f" ({time.perf_counter() - start:.0f} s)",
+            f"  {count + 1}/{len(rows)} row {row} rho {rho[row]:.3f}"
+            f" theta {np.round(theta[row], 1)} ({time.perf_counter() - start:.0f} s)",
             style="dim",
         )
     ours = np.array([np.mean(done[str(r)], axis=0) for r in rows])  # (m, 6, 6)
@@ -113,14 +116,14 @@ def compare(args: argparse.Namespace, console: Console) -> dict:
     error = nmse(pub, ours)
     R = args.realizations
     scatter = np.array(
-        [
-            nmse(each[:, k], (each.sum(axis=1) - each[:, k]) / (R - 1))
-            for k in range(R)
-        ]
+        [nmse(each[:, k], (each.sum(axis=1) - each[:, k]) / (R - 1)) for k in range(R)]
     )  # (R, m)
     bins = np.digitize(rho[rows], BINS) - 1
     summary: dict = {"rows": len(rows), "resolution": args.resolution, "realizations": R}
-    table = Table(title=f"ours / published - 1, {len(rows)} rows, mean of {R} realizations at {args.resolution}^3")
+    table = Table(
+        title=f"ours / published - 1, {len(rows)} rows,"
+        f" mean of {R} realizations at {args.resolution}^3"
+    )
     table.add_column("rho bin")
     table.add_column("rows", justify="right")
     for name in REPORTED:
@@ -182,14 +185,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50, help="random rows of the published set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the row choice")
-    parser.add_argument("--realizations", type=int, default=3, help="our field realizations per row")
+    parser.add_argument(
+        "--realizations", type=int, default=3, help="our field realizations per row"
+    )
     parser.add_argument("--resolution", type=int, default=32, help="voxels per cell edge")
     parser.add_argument("--data", type=Path, default=DATA, help="the published data.csv")
     parser.add_argument("--out", type=Path, default=None, help="JSON file of results (resumes)")
     parser.add_argument("--convergence", action="store_true", help="resolution study instead")
     parser.add_argument("--resolutions", type=int, nargs="+", default=[24, 32, 48, 64, 96])
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=200)
     if args.convergence:
         result = convergence(args, console)
     else:
