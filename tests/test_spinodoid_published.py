@@ -1,8 +1,9 @@
 """Spinodoid homogenization against the published data set (Kumar et al. 2020, data.csv).
 
 The published row is pinned here (its 9 constants copied from
-``../shared/data/kumar2020_spinodoids.csv``, row 667; MIT license, (c) 2020 ETH Zurich) so the
-test needs no outside file. ``benchmarks/spinodoid_published.py`` does the full comparison.
+``../shared/data/kumar2020_spinodoids.csv``, data row 667 counted from 0 after the header;
+MIT license, (c) 2020 ETH Zurich) so the test needs no outside file.
+``benchmarks/spinodoid_published.py`` does the full comparison.
 """
 
 from __future__ import annotations
