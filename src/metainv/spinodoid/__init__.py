@@ -24,6 +24,7 @@ from metainv.spinodoid.field import (
 )
 from metainv.spinodoid.homogenize import (
     DEFAULT_RESOLUTION,
+    REFERENCE_RESOLUTION,
     SpinodoidHomogenization,
     homogenize_spinodoid,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "FAMILY",
     "KINDS",
     "N_WAVES",
+    "REFERENCE_RESOLUTION",
     "THRESHOLDS",
     "SpinodoidDesign",
     "SpinodoidHomogenization",
