@@ -69,6 +69,12 @@ COARSEST_DOFS = 20000
 MAX_DIRECT_DOFS = 60000
 #: Jacobi sweeps standing in for the coarsest solve when it is too large for LU.
 COARSE_SWEEPS = 8
+#: Fill-reducing ordering of the coarsest-grid LU. Minimum degree on ``A^T + A`` suits these
+#: symmetric 27-point matrices far better than COLAMD (SuperLU's default, an ordering for
+#: ``A^T A``); measured on the 16^3 coarsest grids (one core): periodic 32^3 rho 0.3 columnar
+#: spinodoid (11,964 unknowns) factor 7.6 s -> 2.1 s, solve of six right-hand sides 0.13 s
+#: -> 0.06 s, half the fill; affine 64^3 rho 0.5 (10,125 unknowns) factor 0.93 s -> 0.79 s.
+COARSE_ORDERING = "MMD_AT_PLUS_A"
 
 
 @dataclass(frozen=True)
@@ -490,13 +496,13 @@ def _sparse_operator(level: _Level, b: int) -> tuple[sp.csr_matrix, np.ndarray]:
 
 
 def _factor(A: sp.spmatrix):
-    """Sparse LU (symmetric mode) of a small SPD matrix, with a tiny diagonal shift against
-    coarse nodes whose interpolated supports are dependent."""
+    """Sparse LU (symmetric mode, :data:`COARSE_ORDERING`) of a small SPD matrix, with a tiny
+    diagonal shift against coarse nodes whose interpolated supports are dependent."""
     A = sp.csc_matrix(A)
     shift = 1e-12 * float(np.abs(A.diagonal()).max()) if A.shape[0] else 0.0
     return splu(
         sp.csc_matrix(A + shift * sp.identity(A.shape[0])),
-        permc_spec="COLAMD",
+        permc_spec=COARSE_ORDERING,
         diag_pivot_thresh=0.0,
         options={"SymmetricMode": True},
     )
