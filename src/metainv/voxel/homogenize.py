@@ -55,7 +55,7 @@ of :mod:`metainv.fem.solvers` (``solver``):
   discretization, so the same C to the solver tolerance; half the memory; 1.5-2 times less
   CPU on solid, well-connected fields (64^3, rho = 0.5: about 7 s against 11 s) and 1.4-1.8
   times more on thin ones (rho = 0.3 columnar, affine), where geometric coarse grids
-  interpolate across thin struts; with periodic BCs 1.8-5 times less
+  interpolate across thin struts; with periodic BCs 1.6-4 times less
   (``benchmarks/voxel_solver.py``, README).
 * ``"direct"``: sparse LU (SuperLU), small grids only: 17.5 s at 32^3 (1.1 s with AMG),
   growing about like n^5.
