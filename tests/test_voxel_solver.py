@@ -35,6 +35,7 @@ NU = 0.3
 def small_coarsest_grid(monkeypatch):
     """Coarsen the small test grids too (16^3 -> 8^3), so the multigrid levels are used."""
     monkeypatch.setattr("metainv.fem.matfree.COARSEST_DOFS", 3000)
+    monkeypatch.setattr("metainv.fem.matfree.PERIODIC_COARSEST_DOFS", 3000)
 
 
 def blobs(n: int, fraction: float, seed: int = 0) -> np.ndarray:

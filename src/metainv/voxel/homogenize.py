@@ -55,7 +55,8 @@ of :mod:`metainv.fem.solvers` (``solver``):
   discretization, so the same C to the solver tolerance; half the memory; 1.5-2 times less
   CPU on solid, well-connected fields (64^3, rho = 0.5: about 7 s against 11 s) and 1.4-1.8
   times more on thin ones (rho = 0.3 columnar, affine), where geometric coarse grids
-  interpolate across thin struts (``benchmarks/voxel_solver.py``, README).
+  interpolate across thin struts; with periodic BCs 1.6-4 times less
+  (``benchmarks/voxel_solver.py``, README).
 * ``"direct"``: sparse LU (SuperLU), small grids only: 17.5 s at 32^3 (1.1 s with AMG),
   growing about like n^5.
 
@@ -106,8 +107,12 @@ MAX_CG_ITERATIONS = 500
 DEFAULT_VOID_MODULUS_RATIO = 1e-6
 
 #: Default CG tolerance on the relative residual. The energy form of C is quadratic in the
-#: solver error: 1e-3 gives C to a few 1e-6 relative (measured at 32^3, spinodoid, both BCs),
-#: far below the discretization error.
+#: solver error, but a small residual can still leave a large low-frequency error on thin
+#: struts. Measured at 32^3, void removed, against rtol = 1e-9 (``benchmarks/voxel_rtol.py``;
+#: dC = max |C - C_ref| / max |C_ref|): rho 0.5 isotropic 1e-6 (affine) and 4e-6 (periodic);
+#: rho 0.3 columnar 5e-6 and 2e-5; rho 0.3 anisotropic (36, 65, 40) 5e-5 and 8e-5 with gmg,
+#: 8e-6 and 5e-5 with amg. Still below the discretization error, but a looser tolerance is
+#: not: 1e-2 gives 1e-4 to 3e-3 on the same fields.
 DEFAULT_RTOL = 1e-3
 
 
