@@ -5,6 +5,7 @@ Usage::
     python benchmarks/scan.py                          # 100^3 scan, 6 load cases (affine)
     python benchmarks/scan.py --map                    # + 200^3 map, 100^3 windows, stride 50
     python benchmarks/scan.py --map --max-windows 3    # the first 3 of 27 windows, extrapolated
+    python benchmarks/scan.py --map --workers 2        # the map's windows in 2 processes
 
 The scan is the deterministic demo image (:func:`metainv.scan.demo.demo_scan`, Otsu
 segmentation, BV/TV about 0.3), affine BCs, marrow removed (the scan default), single-threaded
@@ -36,7 +37,10 @@ from metainv.scan.maps import stiffness_map, window_origins
 
 
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident memory of this process or of its largest worker process (MiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, workers) / 1024.0
 
 
 def timed(function):
@@ -53,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=100)
     parser.add_argument("--stride", type=int, default=50)
     parser.add_argument("--max-windows", type=int, default=None, help="stop after this many")
+    parser.add_argument("--workers", type=int, default=1, help="map windows in N processes")
     args = parser.parse_args(argv)
 
     rows, record = [], {"load_average": os.getloadavg()[0]}
@@ -88,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
         def run():
             try:
-                stiffness_map(big, out, args.window, args.stride, on_window=on_window)
+                stiffness_map(
+                    big, out, args.window, args.stride, on_window=on_window, workers=args.workers
+                )
             except Stop:
                 pass
 
@@ -101,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             "stride": args.stride,
             "windows": total,
             "windows_done": len(done),
+            "workers": args.workers,
             "wall_s": wall,
             "cpu_s": cpu,
             "wall_s_per_window": per_window,

@@ -422,6 +422,22 @@ def _jacobi_level(layout, moduli, matrix, mask, diagonal, dtype, smoother=True) 
     return level
 
 
+def lanczos_lambda_max(alphas: list[float], betas: list[float]) -> float:
+    """Largest eigenvalue estimate of a preconditioned operator from the coefficients of ``k``
+    CG steps: the top eigenvalue of the Lanczos tridiagonal matrix ``T`` (k, k), with
+    ``T_jj = 1/alpha_j + beta_(j-1)/alpha_(j-1)`` and ``T_j,j+1 = sqrt(beta_j)/alpha_j``
+    (Saad, Iterative Methods for Sparse Linear Systems, Sec. 6.7.3); 1.0 without steps."""
+    k = len(alphas)
+    if k == 0:
+        return 1.0
+    T = np.zeros((k, k))
+    for j in range(k):
+        T[j, j] = 1.0 / alphas[j] + (betas[j - 1] / alphas[j - 1] if j > 0 else 0.0)
+        if j + 1 < k:
+            T[j, j + 1] = T[j + 1, j] = np.sqrt(betas[j]) / alphas[j]
+    return float(np.linalg.eigvalsh(T)[-1])
+
+
 def _lambda_max(level: _Level) -> float:
     """Largest eigenvalue of ``D^-1 A`` on a level's unknowns from the Lanczos matrix of a few
     Jacobi-preconditioned CG steps (random start, fixed seed)."""
@@ -449,15 +465,7 @@ def _lambda_max(level: _Level) -> float:
             break
         p = z + level.jacobi.dtype.type(rz_next / rz) * p
         rz = rz_next
-    k = len(alphas)
-    if k == 0:
-        return 1.0
-    T = np.zeros((k, k))
-    for j in range(k):
-        T[j, j] = 1.0 / alphas[j] + (betas[j - 1] / alphas[j - 1] if j > 0 else 0.0)
-        if j + 1 < k:
-            T[j, j + 1] = T[j + 1, j] = np.sqrt(betas[j]) / alphas[j]
-    return float(np.linalg.eigvalsh(T)[-1])
+    return lanczos_lambda_max(alphas, betas)
 
 
 def _coarse_mask(layout: _Layout, diagonal: np.ndarray) -> np.ndarray:

@@ -42,7 +42,12 @@ from scipy.sparse.linalg import splu
 
 from metainv.errors import MetainvError
 from metainv.fem.grid import HexGrid
-from metainv.fem.matfree import VoxelMultigrid, VoxelStiffness, padded_pcg
+from metainv.fem.matfree import (
+    VoxelMultigrid,
+    VoxelStiffness,
+    lanczos_lambda_max,
+    padded_pcg,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -570,12 +575,4 @@ def _lanczos_lambda_max(A: sp.csr_matrix, D_inv: np.ndarray, rng: np.random.Gene
             break
         p = z + beta * p
         rz = rz_next
-    k = len(alphas)
-    if k == 0:
-        return 1.0
-    T = np.zeros((k, k))
-    for j in range(k):
-        T[j, j] = 1.0 / alphas[j] + (betas[j - 1] / alphas[j - 1] if j > 0 else 0.0)
-        if j + 1 < k:
-            T[j, j + 1] = T[j + 1, j] = np.sqrt(betas[j]) / alphas[j]
-    return float(np.linalg.eigvalsh(T)[-1])
+    return lanczos_lambda_max(alphas, betas)
