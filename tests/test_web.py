@@ -94,7 +94,8 @@ def bone3_grid_text() -> str:
 @pytest.mark.slow
 def test_design_studio_in_the_browser(server: subprocess.Popen, tmp_path: Path) -> None:
     url = server.url  # type: ignore[attr-defined]
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as playwright_api  # the dev extra (make test installs it)
+
     executable = chromium_path()
     assert executable, "no chromium found: `make test` installs Debian's chromium package"
     shots = tmp_path / "screenshots"
@@ -233,7 +234,8 @@ def test_design_studio_in_the_browser(server: subprocess.Popen, tmp_path: Path) 
 
 @pytest.mark.slow
 def test_explore_page_homogenizes_an_edited_design(server: subprocess.Popen) -> None:
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as playwright_api  # the dev extra (make test installs it)
+
     executable = chromium_path()
     assert executable, "no chromium found: `make test` installs Debian's chromium package"
     octet = json.loads((ROOT / "examples/designs/octet.json").read_text())
