@@ -215,6 +215,32 @@ def test_topopt_gyroid_part_is_one_body(tmp_path):
     assert count_bodies(every) == part["islands_removed"] + 1
 
 
+def test_topopt_part_in_mm_with_element_size(tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["topopt", "--problem", "bridge", "--nel", "8", "4", "2", "--material", "gyroid",
+         "--volfrac", "0.3", "--max-iter", "4", "--element-size", "2.5mm", "--out", str(out),
+         "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    part = json.loads(result.stdout)["part"]
+    mesh = trimesh.load(out / "part.stl")
+    assert part["length_unit"] == "mm" and part["element_size_mm"] == 2.5
+    assert part["watertight"] and is_watertight_stl(mesh) and count_bodies(mesh) == 1
+    assert np.allclose(part["bounds"], mesh.bounds, atol=1e-4)
+    extents = mesh.bounds[1] - mesh.bounds[0]
+    assert np.all(extents <= np.array([8, 4, 2]) * 2.5 + 1e-6)
+    assert extents[0] > 0.5 * 8 * 2.5  # the part spans the bridge in mm, not in elements
+    bad = runner.invoke(
+        app,
+        ["topopt", "--nel", "8", "4", "2", "--element-size", "-1mm", "--out",
+         str(tmp_path / "bad")],
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "--element-size" in bad.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_every_exported_part_is_one_watertight_body(tmp_path):
     import metainv
     from metainv.spinodoid.graded import grade_spinodoid

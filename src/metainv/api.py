@@ -403,6 +403,7 @@ def optimize_topology(
     voxels_per_element: int = 6,
     callback: Callable[[Any], None] | None = None,
     force: bool = False,
+    element_size: str | float | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Graded-lattice topology optimization (compliance, volume bound) of a benchmark
@@ -411,7 +412,9 @@ def optimize_topology(
     :class:`metainv.topopt.Settings` (``volume_fraction``, ``penalty``, ``max_iter``,
     ``optimizer``, ``solver``, ``density_range``, ...). Writes the density (VTU, PNG, NPY),
     history (CSV, PNG), the de-homogenized ``part.stl`` and ``summary.json`` into ``out`` (a
-    non-empty ``out`` is refused unless ``force``) and returns the summary."""
+    non-empty ``out`` is refused unless ``force``) and returns the summary. With
+    ``element_size`` (a length such as ``"2mm"``; a bare number is in mm) one element is that
+    long and ``part.stl`` is in mm (``summary["part"]`` records the unit and its bounds)."""
     from metainv.topopt import Settings
     from metainv.topopt.output import run_topology_optimization
     from metainv.topopt.parts import PartOptions
@@ -422,7 +425,11 @@ def optimize_topology(
         tuple(int(n) for n in nel),
         material,
         Settings(**settings),
-        PartOptions(period=period, voxels_per_element=voxels_per_element),
+        PartOptions(
+            period=period,
+            voxels_per_element=voxels_per_element,
+            element_size_mm=None if element_size is None else parse_length(element_size),
+        ),
         callback=callback,
         force=force,
     )

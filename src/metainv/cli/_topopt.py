@@ -12,6 +12,7 @@ from rich.table import Table
 
 from metainv.cli._app import app
 from metainv.cli._errors import handle_errors
+from metainv.manufacturing import parse_length
 from metainv.topopt import (
     PROBLEMS,
     SOLVERS,
@@ -68,6 +69,11 @@ def topopt_command(
         help="exact (with the 2 U^T dF/drho term of design-dependent inherent-strain loads) or"
         " frozen (SI Eq. 7 as published: that term dropped).",
     ),
+    element_size: str | None = typer.Option(
+        None,
+        "--element-size",
+        help="Edge of one element, e.g. 2mm: part.stl in mm (default: element units).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     force: bool = typer.Option(
         False, "--force", help="Write into a non-empty --out, replacing metainv's result files."
@@ -86,7 +92,8 @@ def topopt_command(
         density_range=density_range,
         load_sensitivity=load_sensitivity,
     )
-    part_options = PartOptions(period=period, voxels_per_element=voxels)
+    size_mm = None if element_size is None else parse_length(element_size, "--element-size")
+    part_options = PartOptions(period=period, voxels_per_element=voxels, element_size_mm=size_mm)
     summary = _run_with_progress(out, problem, nel, material, settings, part_options, force)
     if "part_error" in summary:
         Console(stderr=True).print(f"[yellow]warning:[/yellow] {summary['part_error']}")

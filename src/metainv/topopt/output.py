@@ -14,13 +14,14 @@ from pathlib import Path
 
 import meshio
 import numpy as np
+import trimesh
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from metainv.errors import MetainvError
 from metainv.fem import HexGrid
 from metainv.files import prepare_output_folder, write_text_atomic
-from metainv.mesh import count_bodies, is_watertight_stl, write_stl
+from metainv.mesh import count_bodies, is_watertight_stl, separate_coincident_vertices, write_stl
 from metainv.topopt.materials import get_law
 from metainv.topopt.optimize import IterationRecord, Settings, TopOptResult, optimize
 from metainv.topopt.parts import PartOptions, dehomogenize
@@ -147,15 +148,21 @@ def write_result_files(
         logger.warning(part_error)
     else:
         if mesh is not None:
-            files["part_stl"] = write_stl(mesh, out / "part.stl")
             part = {
                 "bodies": count_bodies(mesh),
                 "islands_removed": int(mesh.metadata.get("bodies", 1)) - count_bodies(mesh),
                 "removed_volume_fraction": float(mesh.metadata.get("dropped_volume", 0.0)),
-                "watertight": is_watertight_stl(mesh),
                 "solid_fraction": float(mesh.volume / (grid.nx * grid.ny * grid.nz)),
                 "mean_density": float(np.mean(result.density)),
             }
+            size = part_options.element_size_mm
+            if size is not None:  # x_mm = size * x; float32 positions kept apart (mesh.stl)
+                scaled = separate_coincident_vertices(mesh.vertices * size, mesh.faces)
+                mesh = trimesh.Trimesh(scaled, mesh.faces, process=False)
+                part |= {"length_unit": "mm", "element_size_mm": float(size)}
+                part["bounds"] = mesh.bounds.tolist()
+            part["watertight"] = is_watertight_stl(mesh)
+            files["part_stl"] = write_stl(mesh, out / "part.stl")
             logger.info("part.stl: %s", part)
     return {name: str(path) for name, path in files.items()}, part_error, part
 

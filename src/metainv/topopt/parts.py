@@ -51,19 +51,24 @@ class PartOptions:
     """period: lattice period in elements (TPMS period, truss cell edge, spinodoid wavelength);
     voxels_per_element: samples per element edge (TPMS, spinodoid); segments: polygon sides of
     a strut (truss); seed: field realization and mesh jitter; keep_islands: keep every body of
-    the part (default: only the largest; the others are counted in ``mesh.metadata``)."""
+    the part (default: only the largest; the others are counted in ``mesh.metadata``);
+    element_size_mm: the edge of one finite element in mm, so that ``part.stl`` is written in mm
+    (default None: in element units)."""
 
     period: float = 2.0
     voxels_per_element: int = 6
     segments: int = 8
     seed: int = 0
     keep_islands: bool = False
+    element_size_mm: float | None = None
 
     def __post_init__(self) -> None:
         if not self.period > 0:
             raise MetainvError(f"lattice period must be positive, got {self.period}")
         if self.voxels_per_element < 1:
             raise MetainvError(f"voxels per element must be >= 1, got {self.voxels_per_element}")
+        if self.element_size_mm is not None and not self.element_size_mm > 0:
+            raise MetainvError(f"element size must be positive, got {self.element_size_mm} mm")
 
 
 PartBuilder = Callable[[np.ndarray, dict, PartOptions], trimesh.Trimesh]
