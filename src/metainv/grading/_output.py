@@ -5,8 +5,10 @@ Figures use matplotlib's Agg canvas directly (no pyplot state), as :mod:`metainv
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +23,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from metainv.errors import MetainvError
-from metainv.files import write_text_atomic
+from metainv.files import temporary_path, write_bytes_atomic, write_text_atomic
 from metainv.grading._gates import QualityGate, enforce_gates, quality_gates
 from metainv.grading._lattice import GradedLattice, graded_lattice
 from metainv.grading._local import LocalCheck, local_check
@@ -103,7 +105,13 @@ def write_vtu(lattice: GradedLattice, path: str | Path) -> Path:
         point_data={"degree": lattice.degrees, "boundary": lattice.boundary.astype(np.int64)},
         cell_data=cell_data,
     )
-    meshio.write(path, mesh)
+    temporary = temporary_path(path)  # atomic: a reader never sees a half-written file
+    try:
+        meshio.write(temporary, mesh, file_format="vtu")
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise MetainvError(f"cannot write {path}: {error.strerror or error}") from None
     return path
 
 
@@ -137,9 +145,10 @@ def write_stl(
 
 
 def _save(figure: Figure, path: Path) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=150, bbox_inches="tight", format="png")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=150, bbox_inches="tight")
+        write_bytes_atomic(path, buffer.getvalue())
     except OSError as error:
         raise MetainvError(f"cannot write {path}: {error.strerror or error}") from None
     return path
