@@ -374,15 +374,13 @@ def scale_part(summary: dict[str, Any], out: Path, cell_size_mm: float) -> dict[
     volume in mm in the summary (rewritten atomically when the grader wrote one)."""
     import trimesh
 
-    from metainv.mesh import is_watertight_stl, separate_coincident_vertices, write_stl
+    from metainv.mesh import is_watertight_stl, scaled_mesh, write_stl
 
     files = summary.get("files", {})
     stl_name = files.get("stl")
     if stl_name:
         mesh = trimesh.load_mesh(out / stl_name, file_type="stl")
-        # scaled float32 positions may round onto each other: move such vertices apart
-        scaled = separate_coincident_vertices(mesh.vertices * cell_size_mm, mesh.faces)
-        mesh = trimesh.Trimesh(scaled, mesh.faces, process=False)
+        mesh = scaled_mesh(mesh, cell_size_mm)
         write_stl(mesh, out / stl_name)
         report = summary.setdefault("stl", {})
         report |= {"bounds": mesh.bounds.tolist(), "volume": float(mesh.volume)}

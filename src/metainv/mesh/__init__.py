@@ -22,6 +22,7 @@ from metainv.mesh.levelset import (
 from metainv.mesh.stl import (
     float32_collisions,
     is_watertight_stl,
+    scaled_mesh,
     separate_coincident_vertices,
     stl_round_trip,
     write_stl,
@@ -42,6 +43,7 @@ __all__ = [
     "is_watertight_stl",
     "largest_body",
     "levelset_mesh",
+    "scaled_mesh",
     "separate_coincident_vertices",
     "shells",
     "stl_round_trip",

@@ -104,6 +104,14 @@ def separate_coincident_vertices(vertices: np.ndarray, faces: np.ndarray) -> np.
     return moved
 
 
+def scaled_mesh(mesh: trimesh.Trimesh, factor: float) -> trimesh.Trimesh:
+    """A copy of ``mesh`` with every position multiplied by ``factor`` (e.g. cell units to
+    mm), its float32-coincident vertices moved apart (:func:`separate_coincident_vertices`):
+    scaling changes float32 rounding, so distinct vertices may otherwise merge in an STL."""
+    vertices = separate_coincident_vertices(np.asarray(mesh.vertices) * factor, mesh.faces)
+    return trimesh.Trimesh(vertices, mesh.faces, process=False)
+
+
 def write_stl(mesh: trimesh.Trimesh, path: str | Path) -> Path:
     """Write ``mesh`` as binary STL atomically (a temporary file in the same folder, then
     ``os.replace``); returns the path. STL has no unit: coordinates are written as they are."""

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import meshio
 import numpy as np
-import trimesh
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from metainv.errors import MetainvError
 from metainv.fem import HexGrid
 from metainv.files import prepare_output_folder, write_text_atomic
-from metainv.mesh import count_bodies, is_watertight_stl, separate_coincident_vertices, write_stl
+from metainv.mesh import count_bodies, is_watertight_stl, scaled_mesh, write_stl
 from metainv.topopt.materials import get_law
 from metainv.topopt.optimize import IterationRecord, Settings, TopOptResult, optimize
 from metainv.topopt.parts import PartOptions, dehomogenize
@@ -156,9 +155,8 @@ def write_result_files(
                 "mean_density": float(np.mean(result.density)),
             }
             size = part_options.element_size_mm
-            if size is not None:  # x_mm = size * x; float32 positions kept apart (mesh.stl)
-                scaled = separate_coincident_vertices(mesh.vertices * size, mesh.faces)
-                mesh = trimesh.Trimesh(scaled, mesh.faces, process=False)
+            if size is not None:  # x_mm = size * x
+                mesh = scaled_mesh(mesh, size)
                 part |= {"length_unit": "mm", "element_size_mm": float(size)}
                 part["bounds"] = mesh.bounds.tolist()
             part["watertight"] = is_watertight_stl(mesh)
