@@ -45,21 +45,10 @@ from rich.table import Table
 
 from metainv.files import read_json, write_text_atomic
 from metainv.spinodoid import THRESHOLDS, SpinodoidDesign, homogenize_spinodoid
+from metainv.spinodoid.published import read_published
 from metainv.tensors import nmse
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kumar2020_spinodoids.csv"
-#: data.csv columns of the 9 orthotropic constants (zero-based flat 6x6 indices, README there).
-COLUMNS = {
-    (0, 0): "stiffness0",
-    (0, 1): "stiffness1",
-    (0, 2): "stiffness2",
-    (1, 1): "stiffness7",
-    (1, 2): "stiffness8",
-    (2, 2): "stiffness14",
-    (3, 3): "stiffness21",
-    (4, 4): "stiffness28",
-    (5, 5): "stiffness35",
-}
 BINS = (0.3, 0.45, 0.6, 0.75, 0.9001)
 REPORTED = {
     "C11": [(0, 0)],
@@ -68,16 +57,6 @@ REPORTED = {
     "Cii": [(0, 0), (1, 1), (2, 2)],
     "Gii": [(3, 3), (4, 4), (5, 5)],
 }
-
-
-def load_published(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rho (n,), theta (n, 3) degrees, C (n, 6, 6)) of the published data set."""
-    table = np.genfromtxt(path, delimiter=",", names=True)
-    C = np.zeros((table.size, 6, 6))
-    for (i, j), column in COLUMNS.items():
-        C[:, i, j] = C[:, j, i] = table[column]
-    theta = np.stack([table["thetaX"], table["thetaY"], table["thetaZ"]], axis=1)
-    return np.asarray(table["volFrac"], dtype=float), theta, C
 
 
 def our_stiffness(
@@ -89,7 +68,7 @@ def our_stiffness(
 
 
 def compare(args: argparse.Namespace, console: Console) -> dict:
-    rho, theta, C_pub = load_published(args.data)
+    rho, theta, C_pub = read_published(args.data)
     rows = np.random.default_rng(args.seed).choice(rho.size, size=args.rows, replace=False)
     key = f"n{args.resolution}-r{args.realizations}-{args.threshold}"
     done: dict = {}
@@ -166,7 +145,7 @@ def compare(args: argparse.Namespace, console: Console) -> dict:
 
 
 def convergence(args: argparse.Namespace, console: Console) -> dict:
-    rho, theta, C_pub = load_published(args.data)
+    rho, theta, C_pub = read_published(args.data)
     rows = np.random.default_rng(args.seed).choice(rho.size, size=args.rows, replace=False)
     result: dict = {}
     for row in rows:

@@ -22,8 +22,16 @@ def train_spinodoid(
     fe_samples: int = typer.Option(
         0, "--fe-samples", help="Validation i-NN designs verified by FE (0: none)."
     ),
+    published: Path = typer.Option(
+        None,
+        "--published",
+        help="Also train on the published data.csv of Kumar et al. 2020 (counts as 22^3 FE).",
+    ),
 ) -> None:
-    """Train the f-NN (Eq. 6), then the i-NN through the frozen f-NN (Eq. 7)."""
+    """Train the f-NN (Eq. 6), then the i-NN through the frozen f-NN (Eq. 7).
+
+    Data at several FE resolutions (e.g. --data our-24 --data our-64 --published data.csv)
+    train a multi-fidelity f-NN that predicts at the finest resolution."""
     from rich.console import Console
 
     from metainv.spinodoid.learn.jobs import load_train_config, train_job
@@ -37,7 +45,7 @@ def train_spinodoid(
                 f"val {record['validation_loss']:.3e}  lr {record['learning_rate']:.1e}"
             )
 
-    metrics = train_job(data, out, load_train_config(config), on_epoch, fe_samples)
+    metrics = train_job(data, out, load_train_config(config), on_epoch, fe_samples, published)
     summary = (
         f"[green]done[/]: {out} in {metrics['training_seconds']:.0f} s; validation R² min: "
         f"f-NN {metrics['forward_r2_min']:.4f}, i-NN via f-NN "

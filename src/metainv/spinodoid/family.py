@@ -220,8 +220,9 @@ def design_spinodoid(
     seed: int = 0,
 ) -> DesignResult:
     """Spinodoids for one normalized target (6, 6): i-NN designs in the fitted orthotropic
-    frame, polished by the f-NN, the ``top`` best verified by voxel FE at the model's resolution
-    (best of 2 fields), connected networks first (:func:`metainv.spinodoid.learn.inverse.
+    frame, polished by the f-NN at the model's fidelity, the ``top`` best verified by voxel FE at
+    the model's resolution (the converged 64^3 for the shipped model; one field each) and the
+    best refined once with the FE correction, connected networks first (:func:`metainv.spinodoid.learn.inverse.
     design_for_target`). Extras: ``frame_fit``, ``fe``; per candidate ``connectivity``."""
     from metainv.spinodoid.learn.artifacts import load_spinodoid_models
     from metainv.spinodoid.learn.inverse import SpinodoidDesignSettings, design_for_target
@@ -229,7 +230,7 @@ def design_spinodoid(
     if top < 1:
         raise DesignError(f"--top must be >= 1, got {top}")
     models = load_spinodoid_models(model)
-    settings = SpinodoidDesignSettings(top=top, pool=max(4, top), verify=verify, seed=seed)
+    settings = SpinodoidDesignSettings(top=top, pool=top, verify=verify, seed=seed)
     target = np.asarray(target, dtype=float)
     candidates, fit = design_for_target(models, target, settings, on_step=on_step)
     extras = {

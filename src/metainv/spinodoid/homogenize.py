@@ -75,6 +75,7 @@ def homogenize_spinodoid(
     n_waves: int = N_WAVES,
     beta: float = BETA,
     threshold: str = "ensemble",
+    solver: str = "amg",
 ) -> SpinodoidHomogenization:
     """Voxelize ``design`` (Eqs. 1-3) at ``resolution``^3 and homogenize it.
 
@@ -90,6 +91,8 @@ def homogenize_spinodoid(
         beta: wave number for a cell of edge 1.
         threshold: level rule, ``"ensemble"`` (paper Eq. 3; the density scatters with the
             realization) or ``"exact"`` (the grid has the requested density within a voxel).
+        solver: linear solver of :func:`metainv.voxel.homogenize_voxels_detailed`
+            (``"amg"``, ``"gmg"``, ``"direct"``); the same C to the CG tolerance.
 
     Returns:
         A :class:`SpinodoidHomogenization`.
@@ -106,6 +109,7 @@ def homogenize_spinodoid(
         poisson_ratio=poisson_ratio,
         boundary=boundary,
         void_modulus_ratio=void_modulus_ratio,
+        solver=solver,
     )
     return SpinodoidHomogenization(
         C=result.C,

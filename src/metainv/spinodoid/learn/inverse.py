@@ -62,16 +62,20 @@ _NON_ORTHOTROPIC[np.arange(3, 6), np.arange(3, 6)] = False
 class SpinodoidDesignSettings:
     """top: designs returned; pool: candidates FE-verified; seeds: field realizations tried
     per candidate; restarts: random starts of the frame fit; polish_steps: Adam steps of the
-    f-NN polish (0: none); resolution: FE voxels per edge (None: the model's data
-    resolution); verify: FE verification; seed: random starts and realizations."""
+    f-NN polish (0: none) of the ``polished`` best i-NN designs; resolution: FE voxels per edge
+    (None: the model's, the converged 64^3 for the shipped multi-fidelity model); refine_steps:
+    FE-corrected refinements of the best verified design (:func:`refine_design`); verify: FE
+    verification; seed: random starts and realizations."""
 
     top: int = 3
-    pool: int = 4
-    seeds: int = 2
+    pool: int = 2
+    seeds: int = 1
     restarts: int = 16
     polish_steps: int = 150
     polish_learning_rate: float = 0.05
+    polished: int = 4
     resolution: int | None = None
+    refine_steps: int = 1
     verify: bool = True
     seed: int = 0
 
@@ -169,20 +173,26 @@ def polish_design(
     frame: np.ndarray,
     steps: int,
     learning_rate: float,
+    resolution: int | None = None,
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Gradient descent of the f-NN NMSE of the rotated design against the full target.
 
     ``Theta`` is kept in range through sigmoids; angles are snapped straight-through
-    (:func:`metainv.spinodoid.learn.nets.snap_design`). Returns the best snapped ``Theta`` (4,) and
-    its f-NN NMSE.
+    (:func:`metainv.spinodoid.learn.nets.snap_design`). A multi-fidelity f-NN is queried at
+    ``resolution`` (default: its converged one); ``scale`` (9,) multiplies its ``S`` (the
+    FE correction of :func:`refine_design`). Returns the best snapped ``Theta`` (4,) and its
+    f-NN NMSE.
     """
     low = models.inverse.low.double()
     span = models.inverse.span.double()
     target_t = torch.as_tensor(target, dtype=torch.float64)
     frame_t = torch.as_tensor(frame, dtype=torch.float64)
 
+    factor = torch.ones(9, dtype=torch.float64) if scale is None else torch.as_tensor(scale)
+
     def error(theta: torch.Tensor) -> torch.Tensor:
-        S = models.forward(theta.float()[None])[0].double()
+        S = models.forward(theta.float()[None], resolution)[0].double() * factor
         C = rotate_stiffness(matrix_from_orthotropic9(S), frame_t)
         return nmse(target_t, C)
 
@@ -211,27 +221,73 @@ def polish_design(
 def _forward_candidates(
     models: Any, target: np.ndarray, fit: FrameFit, settings: SpinodoidDesignSettings
 ) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    """(f-NN NMSE, Theta, frame) for every frame and axis permutation, best first."""
+    """(f-NN NMSE, Theta, frame) for every frame and axis permutation, best first; the
+    ``settings.polished`` best i-NN designs are polished by the f-NN."""
     frames = [fit.rotation]
     if fit.angle_deg > 1e-6:
         frames.append(np.eye(3))
+    resolution = settings.resolution
     out = []
     for base in frames:
         for permutation in axis_permutations():
             frame = base @ permutation
             S = orthotropic9_from_matrix(rotate_stiffness(target, frame.T))
             theta = models.predict_designs(S[None])[0]
-            theta, error = polish_design(
-                models,
-                theta,
-                target,
-                frame,
-                settings.polish_steps,
-                settings.polish_learning_rate,
-            )
-            out.append((error, theta, frame))
+            out.append((_forward_error(models, theta, target, frame, resolution), theta, frame))
+    out.sort(key=lambda item: item[0])
+    for index, (_, theta, frame) in enumerate(out[: settings.polished]):
+        theta, error = polish_design(
+            models,
+            theta,
+            target,
+            frame,
+            settings.polish_steps,
+            settings.polish_learning_rate,
+            resolution,
+        )
+        out[index] = (error, theta, frame)
     out.sort(key=lambda item: item[0])
     return out
+
+
+def _forward_error(
+    models: Any, theta: np.ndarray, target: np.ndarray, frame: np.ndarray, resolution: int | None
+) -> float:
+    S = models.predict_stiffness(theta[None], resolution)[0]
+    return float(nmse(target, rotate_stiffness(matrix_from_orthotropic9(S), frame)))
+
+
+def refine_design(
+    models: Any,
+    theta: np.ndarray,
+    frame: np.ndarray,
+    target: np.ndarray,
+    C_fe: np.ndarray,
+    settings: SpinodoidDesignSettings,
+) -> np.ndarray:
+    """One FE-corrected refinement of ``Theta`` (4,) (our extension; a defect correction).
+
+    The FE stiffness of the verified realization, in the design's frame, differs from the
+    f-NN's by the factors ``r = S_FE / S_fNN(Theta)`` (9,) (the realization's own deviation
+    plus the f-NN's error). For a small change of ``Theta`` with the same field seed these
+    factors stay about the same, so ``Theta`` is re-polished against the target with the
+    corrected model ``r * S_fNN`` (:func:`polish_design`); the caller verifies it by FE with
+    the same seed and keeps it only if the FE NMSE drops. Returns the refined ``Theta`` (4,).
+    """
+    S_fe = orthotropic9_from_matrix(rotate_stiffness(C_fe, frame.T))
+    S_model = models.predict_stiffness(theta[None], settings.resolution)[0]
+    ratio = np.clip(S_fe / np.where(np.abs(S_model) > 1e-9, S_model, 1e-9), 0.5, 2.0)
+    refined, _ = polish_design(
+        models,
+        theta,
+        target,
+        frame,
+        settings.polish_steps,
+        settings.polish_learning_rate,
+        settings.resolution,
+        scale=ratio,
+    )
+    return refined
 
 
 def _distinct(items: list[tuple[float, np.ndarray, np.ndarray]], count: int) -> list[int]:
@@ -327,7 +383,7 @@ def design_for_target(
     sorted by FE NMSE (by f-NN NMSE without verification), connected designs first, and the
     frame fit.
     """
-    from metainv.spinodoid.dataset import generation_parameters, label_design
+    from metainv.spinodoid.dataset import generation_parameters
 
     report = on_step or (lambda message: logger.info(message))
     target = np.asarray(target, dtype=float)
@@ -355,45 +411,106 @@ def design_for_target(
     candidates = []
     for rank, index in enumerate(chosen, start=1):
         error, theta, frame = ranked[index]
-        S = models.predict_stiffness(theta[None])[0]
-        C_forward = rotate_stiffness(matrix_from_orthotropic9(S), frame)
-        best: tuple[float, SpinodoidDesign, np.ndarray | None] = (
-            np.inf,
-            _design(theta, frame, 0),
-            None,
+        candidate = _verified_candidate(
+            models, target, theta, frame, float(error), params, rng, settings
         )
         if settings.verify:
-            for seed in rng.integers(0, 2**31 - 1, size=max(1, settings.seeds)):
-                design = _design(theta, frame, int(seed))
-                C_fe = label_design(design, params)[0]
-                value = float(nmse(target, C_fe))
-                if value < best[0]:
-                    best = (value, design, C_fe)
             report(
                 f"candidate {rank}/{len(chosen)}: rho {theta[0]:.3f}, theta "
                 f"({', '.join(f'{t:.1f}' for t in theta[1:])}) deg: f-NN NMSE {error:.4f}, "
-                f"FE NMSE {best[0]:.4f} ({resolution}^3, best of {settings.seeds} fields)"
+                f"FE NMSE {candidate.nmse_fe:.4f} ({resolution}^3, best of {settings.seeds} "
+                "fields)"
             )
-        connectivity = solid_connectivity(best[1], STL_RESOLUTION, models.threshold)
-        if not connectivity["connected"]:
+        if not candidate.connectivity["connected"]:
             report(
                 f"candidate {rank}/{len(chosen)} is not one connected network at "
-                f"{STL_RESOLUTION}^3 (largest component {connectivity['largest_share']:.0%} of "
-                "the solid): ranked after the connected ones"
+                f"{STL_RESOLUTION}^3 (largest component "
+                f"{candidate.connectivity['largest_share']:.0%} of the solid): ranked after the "
+                "connected ones"
             )
-        candidates.append(
-            SpinodoidCandidate(
-                design=best[1],
-                C_forward=C_forward,
-                C_fe=best[2],
-                nmse_forward=float(error),
-                nmse_fe=best[0] if settings.verify else None,
-                connectivity=connectivity,
-            )
-        )
+        candidates.append((candidate, theta, frame))
+    if settings.verify and settings.refine_steps > 0:
+        candidates = _refine_best(models, target, candidates, params, settings, report)
+    candidates = [candidate for candidate, _, _ in candidates]
     score = (lambda c: c.nmse_fe) if settings.verify else (lambda c: c.nmse_forward)
     candidates.sort(key=lambda c: (not c.connectivity["connected"], score(c)))
     return candidates[: settings.top], fit
+
+
+def _verified_candidate(
+    models: Any,
+    target: np.ndarray,
+    theta: np.ndarray,
+    frame: np.ndarray,
+    error: float,
+    params: dict[str, Any],
+    rng: np.random.Generator,
+    settings: SpinodoidDesignSettings,
+    seeds: list[int] | None = None,
+) -> SpinodoidCandidate:
+    """The candidate ``(Theta, frame)`` with its f-NN stiffness and, when verifying, the best
+    FE NMSE over ``settings.seeds`` field realizations (or the given ``seeds``)."""
+    from metainv.spinodoid.dataset import label_design
+
+    S = models.predict_stiffness(theta[None], settings.resolution)[0]
+    C_forward = rotate_stiffness(matrix_from_orthotropic9(S), frame)
+    best: tuple[float, SpinodoidDesign, np.ndarray | None] = (np.inf, _design(theta, frame, 0), None)
+    if settings.verify:
+        if seeds is None:
+            seeds = [int(v) for v in rng.integers(0, 2**31 - 1, size=max(1, settings.seeds))]
+        for seed in seeds:
+            design = _design(theta, frame, seed)
+            C_fe = label_design(design, params)[0]
+            value = float(nmse(target, C_fe))
+            if value < best[0]:
+                best = (value, design, C_fe)
+    return SpinodoidCandidate(
+        design=best[1],
+        C_forward=C_forward,
+        C_fe=best[2],
+        nmse_forward=error,
+        nmse_fe=best[0] if settings.verify else None,
+        connectivity=solid_connectivity(best[1], STL_RESOLUTION, models.threshold),
+    )
+
+
+def _ranking(candidate: SpinodoidCandidate) -> tuple[bool, float]:
+    score = candidate.nmse_fe if candidate.nmse_fe is not None else candidate.nmse_forward
+    return (not candidate.connectivity["connected"], score)
+
+
+def _refine_best(
+    models: Any,
+    target: np.ndarray,
+    candidates: list[tuple[SpinodoidCandidate, np.ndarray, np.ndarray]],
+    params: dict[str, Any],
+    settings: SpinodoidDesignSettings,
+    report: Callable[[str], None],
+) -> list[tuple[SpinodoidCandidate, np.ndarray, np.ndarray]]:
+    """``settings.refine_steps`` rounds of :func:`refine_design` on the best verified
+    candidate, each verified by FE on the same field realization; a refined design replaces it
+    when its FE NMSE is lower."""
+    candidates = sorted(candidates, key=lambda item: _ranking(item[0]))
+    candidate, theta, frame = candidates[0]
+    for step in range(1, settings.refine_steps + 1):
+        refined = refine_design(models, theta, frame, target, candidate.C_fe, settings)
+        if np.allclose(refined, theta, rtol=0, atol=1e-4):
+            break
+        error = _forward_error(models, refined, target, frame, settings.resolution)
+        trial = _verified_candidate(
+            models, target, refined, frame, error, params, None, settings, [candidate.design.seed]
+        )
+        better = _ranking(trial) < _ranking(candidate)
+        report(
+            f"refinement {step}: rho {theta[0]:.3f} -> {refined[0]:.3f}, FE NMSE "
+            f"{candidate.nmse_fe:.4f} -> {trial.nmse_fe:.4f} (same field; "
+            f"{'kept' if better else 'discarded'})"
+        )
+        if not better:
+            break
+        candidate, theta = trial, refined
+    candidates[0] = (candidate, theta, frame)
+    return candidates
 
 
 def solid_connectivity(

@@ -15,7 +15,12 @@ from metainv.data.shards import dataset_record
 from metainv.nn.artifacts import save_models
 from metainv.nn.train import EpochCallback, torch_scope
 from metainv.spinodoid.learn.artifacts import load_spinodoid_models
-from metainv.spinodoid.learn.data import concatenate_data, load_spinodoid_data
+from metainv.spinodoid.learn.data import (
+    SpinodoidData,
+    concatenate_data,
+    load_published_data,
+    load_spinodoid_data,
+)
 from metainv.spinodoid.learn.evaluate import (
     SpinodoidEvaluationSettings,
     evaluate_spinodoid_models,
@@ -26,6 +31,7 @@ from metainv.spinodoid.learn.train import (
     SpinodoidTrainConfig,
     load_train_config,
     resolve_density_range,
+    resolve_fidelity,
     train_spinodoid_models,
 )
 
@@ -40,25 +46,46 @@ def train_job(
     config: SpinodoidTrainConfig = SpinodoidTrainConfig(),
     on_epoch: EpochCallback | None = None,
     fe_samples: int = 0,
+    published: Path | None = None,
 ) -> dict[str, Any]:
-    """Train on ``data_folder`` (one or several data sets), write the model folder ``out``;
-    return validation metrics.
+    """Train on ``data_folder`` (one or several data sets) and optionally the ``published``
+    data.csv, write the model folder ``out``; return validation metrics.
 
-    ``fe_samples`` validation designs are verified by FE (0: f-NN metrics only).
+    Data at several FE resolutions (e.g. our 24^3 and 64^3 sets plus the published set, which
+    counts as 22^3) train a multi-fidelity f-NN that predicts at the finest resolution
+    (:mod:`metainv.spinodoid.learn.nets`). ``fe_samples`` validation designs are verified by FE
+    at that resolution (0: f-NN metrics only).
     """
     folders = [Path(f) for f in (data_folder if isinstance(data_folder, list) else [data_folder])]
     out = Path(out)
     start = time.perf_counter()
-    data = concatenate_data([load_spinodoid_data(folder) for folder in folders])
-    config = resolve_density_range(config, data)
+    sets = [load_spinodoid_data(folder) for folder in folders]
+    if published is not None:
+        sets.append(load_published_data(published))
+    resolutions = {int(s.manifest["params"]["resolution"]) for s in sets}
+    data = concatenate_data(sets, multi_fidelity=len(resolutions) > 1)
+    config = resolve_fidelity(resolve_density_range(config, data), data)
     with torch_scope(threads=1):
-        return _train_and_save(data, folders, out, config, on_epoch, fe_samples, start)
+        return _train_and_save(data, sets, out, config, on_epoch, fe_samples, start)
 
 
-def _train_and_save(data, folders, out, config, on_epoch, fe_samples, start) -> dict[str, Any]:
+def _source_record(data: SpinodoidData) -> dict[str, Any]:
+    """Identity of one training source for the model manifest."""
+    params = data.manifest["params"]
+    if "sha256" in data.manifest:  # the published data.csv
+        record = {"file": str(data.folder), "sha256": data.manifest["sha256"]}
+        record["source"] = data.manifest["source"]
+        record["rows"] = len(data.theta)
+    else:
+        record = dataset_record(data.folder)
+    return {**record, "resolution": int(params["resolution"]), "threshold": params["threshold"]}
+
+
+def _train_and_save(data, sets, out, config, on_epoch, fe_samples, start) -> dict[str, Any]:
     trained = train_spinodoid_models(data, config, on_epoch, out / "checkpoints")
     training_seconds = round(time.perf_counter() - start, 1)
     params = data.manifest["params"]
+    sources = [_source_record(s) for s in sets]
     config_dict = {
         "family": FAMILY,
         "net": config.net.to_dict(),
@@ -70,6 +97,7 @@ def _train_and_save(data, folders, out, config, on_epoch, fe_samples, start) -> 
             "n_waves": params.get("n_waves"),
             "beta": params.get("beta"),
             "relative_density": params["relative_density"],
+            "fidelities": sorted({int(r) for r in data.resolution}),
         },
         "stiffness_names": list(STIFFNESS_NAMES),
         "design_names": list(DESIGN_NAMES),
@@ -83,7 +111,7 @@ def _train_and_save(data, folders, out, config, on_epoch, fe_samples, start) -> 
     metrics["training_seconds"] = training_seconds
     metrics["train_rows"] = len(trained.train_index)
     manifest = {
-        "data": [dataset_record(folder) for folder in folders],
+        "data": sources,
         "seed": config.seed,
         "metrics": metrics,
     }

@@ -23,6 +23,16 @@ straight-through gradient (``snap_in_training``), so the reconstruction loss is 
 at a realizable design: the f-NN never saw angles in (0, 15) deg and would otherwise be queried
 where it has no data.
 
+Multi-fidelity f-NN (our extension, issue 17): with ``SpinodoidNetConfig.fidelity_resolution``
+set, the f-NN takes a fifth input, the voxel size of the FE that labelled a row,
+:func:`fidelity_feature` ``= 16 / n`` (n voxels per cell edge; the published data set counts as
+``REFERENCE_RESOLUTION`` = 22, where our FE reproduces it), and is trained on many coarse rows
+(the published set, our 24^3 data) and fewer converged ones (64^3). Voxel FE of solid networks
+converges about linearly in the voxel size (``docs/spinodoid_convergence.md``), so the coarse rows
+fix the shape of ``S(Theta)`` and the fine rows its converged level. Queried without a
+resolution, it predicts at ``fidelity_resolution`` (the converged grid); the i-NN is trained
+through it at that fidelity.
+
 Artifacts (:mod:`metainv.spinodoid.learn.artifacts`): ``model.safetensors`` (``forward.*``,
 ``inverse.*`` state_dict incl. scaler buffers), ``config.json``, ``manifest.json``, the layout of
 every family (:mod:`metainv.nn.artifacts`).
@@ -48,6 +58,17 @@ FAMILY = "spinodoid"
 SNAP_OFF_DEG = 7.5
 THETA_MIN_DEG = 15.0
 THETA_MAX_DEG = 90.0
+#: Voxels per cell edge at which the fidelity feature is 1 (:func:`fidelity_feature`).
+FIDELITY_UNIT_RESOLUTION = 16.0
+
+
+def fidelity_feature(resolution: Any, like: torch.Tensor) -> torch.Tensor:
+    """The f-NN's fidelity input (B, 1): voxel size ``16 / n`` for ``n`` voxels per cell edge.
+
+    ``resolution``: an int, or (B,) per row; returned in the dtype and batch of ``like`` (B, 4).
+    """
+    n = torch.as_tensor(resolution, dtype=like.dtype, device=like.device)
+    return (FIDELITY_UNIT_RESOLUTION / n).expand(like.shape[:-1]).unsqueeze(-1)
 
 
 # ------------------------------------------------------------------------------ snapping
@@ -95,6 +116,9 @@ class SpinodoidNetConfig:
     negative_slope: float = 0.01
     #: Bounds of the i-NN's relative density; ``None``: the training data's range.
     density_range: tuple[float, float] | None = None
+    #: Multi-fidelity f-NN (module docstring): the resolution it predicts by default; ``None``:
+    #: a single-fidelity f-NN of ``Theta`` only.
+    fidelity_resolution: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,20 +132,27 @@ class SpinodoidNetConfig:
 
 
 class SpinodoidForward(nn.Module):
-    """f-NN: physical ``Theta`` (B, 4) -> physical ``S`` (B, 9) (paper Eq. 6)."""
+    """f-NN: physical ``Theta`` (B, 4) -> physical ``S`` (B, 9) (paper Eq. 6); a multi-fidelity
+    f-NN also takes the FE resolution (int or (B,)), by default its ``fidelity_resolution``."""
 
     def __init__(self, config: SpinodoidNetConfig = SpinodoidNetConfig()) -> None:
         super().__init__()
+        self.fidelity_resolution = config.fidelity_resolution
+        inputs = 4 if config.fidelity_resolution is None else 5
         self.design_scaler = MinMaxScaler(4)
         self.stiffness_scaler = MinMaxScaler(9)
-        self.net = mlp((4, *config.forward_hidden, 9), config.negative_slope)
+        self.net = mlp((inputs, *config.forward_hidden, 9), config.negative_slope)
 
-    def scaled(self, theta_design: torch.Tensor) -> torch.Tensor:
+    def scaled(self, theta_design: torch.Tensor, resolution: Any = None) -> torch.Tensor:
         """Prediction in scaled units (the training loss is taken there)."""
-        return self.net(self.design_scaler(theta_design))
+        features = self.design_scaler(theta_design)
+        if self.fidelity_resolution is not None:
+            n = self.fidelity_resolution if resolution is None else resolution
+            features = torch.cat([features, fidelity_feature(n, features)], dim=-1)
+        return self.net(features)
 
-    def forward(self, theta_design: torch.Tensor) -> torch.Tensor:
-        return self.stiffness_scaler.inverse(self.scaled(theta_design))
+    def forward(self, theta_design: torch.Tensor, resolution: Any = None) -> torch.Tensor:
+        return self.stiffness_scaler.inverse(self.scaled(theta_design, resolution))
 
 
 class SpinodoidInverse(nn.Module):
@@ -171,10 +202,17 @@ class SpinodoidModels:
         theta[:, 1:] = snap_angles(theta[:, 1:])
         return theta
 
-    def predict_stiffness(self, theta_design: np.ndarray) -> np.ndarray:
-        """f-NN ``S`` (N, 9) of ``Theta`` (N, 4)."""
+    @property
+    def multi_fidelity(self) -> bool:
+        """Whether the f-NN takes the FE resolution as an input (module docstring)."""
+        return self.forward.fidelity_resolution is not None
+
+    def predict_stiffness(self, theta_design: np.ndarray, resolution: int | None = None) -> np.ndarray:
+        """f-NN ``S`` (N, 9) of ``Theta`` (N, 4); a multi-fidelity f-NN at ``resolution``
+        (default: its converged ``fidelity_resolution``), a single-fidelity one ignores it."""
         with torch.no_grad():
-            return self.forward(torch.as_tensor(theta_design, dtype=torch.float32)).double().numpy()
+            theta = torch.as_tensor(theta_design, dtype=torch.float32)
+            return self.forward(theta, resolution).double().numpy()
 
 
 __all__ = [
@@ -185,6 +223,7 @@ __all__ = [
     "SpinodoidInverse",
     "SpinodoidModels",
     "SpinodoidNetConfig",
+    "fidelity_feature",
     "snap_angles",
     "snap_design",
 ]

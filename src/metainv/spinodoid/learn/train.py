@@ -46,6 +46,9 @@ class SpinodoidTrainConfig:
     prediction_weight: float = 0.5
     prediction_epochs: int = 40
     snap_in_training: bool = True
+    #: Multi-fidelity training: loss weight of the rows at the model's fidelity (the converged
+    #: grid) relative to the coarse ones, which usually outnumber them 20 to 1.
+    fine_weight: float = 5.0
     net: SpinodoidNetConfig = field(default_factory=SpinodoidNetConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,36 +97,65 @@ def resolve_density_range(
     return replace(config, net=replace(config.net, density_range=(low, high)))
 
 
+def resolve_fidelity(config: SpinodoidTrainConfig, data: SpinodoidData) -> SpinodoidTrainConfig:
+    """``config`` with ``net.fidelity_resolution`` set to the finest resolution of multi-fidelity
+    data (rows from several FE resolutions) when it is ``None``."""
+    if config.net.fidelity_resolution is not None or not data.multi_fidelity:
+        return config
+    finest = int(np.max(data.resolution))
+    return replace(config, net=replace(config.net, fidelity_resolution=finest))
+
+
 def _checkpoint(folder: Path | None, name: str) -> Path | None:
     return None if folder is None else Path(folder) / name
+
+
+def _row_weights(resolution: torch.Tensor, config: SpinodoidTrainConfig) -> torch.Tensor:
+    """Loss weight (N, 1) per row: ``fine_weight`` at the model's fidelity, 1 elsewhere."""
+    fine = resolution == (config.net.fidelity_resolution or -1)
+    return torch.where(fine, config.fine_weight, 1.0).float()[:, None]
 
 
 def train_forward(
     theta: torch.Tensor,
     stiffness: torch.Tensor,
-    validation: tuple[torch.Tensor, torch.Tensor],
+    validation: tuple[torch.Tensor, ...],
     config: SpinodoidTrainConfig,
     on_epoch: EpochCallback | None = None,
     checkpoint_folder: Path | None = None,
+    resolution: torch.Tensor | None = None,
 ) -> tuple[SpinodoidForward, list[dict[str, Any]]]:
-    """Fit the f-NN on scaled MSE (paper Eq. 6); returns the best-validation weights."""
+    """Fit the f-NN on scaled MSE (paper Eq. 6); returns the best-validation weights.
+
+    Multi-fidelity (``config.net.fidelity_resolution`` set): ``resolution`` (N,) is the FE
+    resolution of each row, also the third item of ``validation``; rows at the model's
+    fidelity weigh ``fine_weight``.
+    """
     with torch_scope(seed=config.seed):
         model = SpinodoidForward(config.net)
     model.design_scaler.fit(theta)
     model.stiffness_scaler.fit(stiffness)
     target = model.stiffness_scaler(stiffness).float()
-    val_theta, val_stiffness = validation
+    val_theta, val_stiffness = validation[:2]
+    val_resolution = validation[2] if len(validation) > 2 else None
     val_target = model.stiffness_scaler(val_stiffness).float()
+    if resolution is None:
+        resolution = torch.full((len(theta),), -1)
+    weights = _row_weights(resolution, config)
 
     def loss(batch: torch.Tensor, epoch: int) -> torch.Tensor:
-        return torch.mean((model.scaled(theta[batch]) - target[batch]) ** 2)  # Eq. 6
+        error = (model.scaled(theta[batch], resolution[batch]) - target[batch]) ** 2  # Eq. 6
+        return torch.sum(weights[batch] * error) / (torch.sum(weights[batch]) * error.shape[1])
+
+    def validation_loss() -> float:
+        return float(torch.mean((model.scaled(val_theta, val_resolution) - val_target) ** 2))
 
     state = run_stage(
         "forward",
         model,
         loss,
         len(theta),
-        lambda: float(torch.mean((model.scaled(val_theta) - val_target) ** 2)),
+        validation_loss,
         config.loop(config.forward_epochs, config.seed),
         _checkpoint(checkpoint_folder, "forward.pt"),
         on_epoch,
@@ -212,17 +244,38 @@ def train_spinodoid_models(
     checkpoint_folder: Path | None = None,
 ) -> TrainedSpinodoid:
     """f-NN, then i-NN through the frozen f-NN, on a random train / validation split; with a
-    ``checkpoint_folder`` every epoch is checkpointed and an interrupted run resumes there."""
-    config = resolve_density_range(config, data)
+    ``checkpoint_folder`` every epoch is checkpointed and an interrupted run resumes there.
+
+    Multi-fidelity data (:func:`resolve_fidelity`): the f-NN learns ``S(Theta, n)`` from all
+    rows; the i-NN learns the converged ``S``: the rows at the model's fidelity keep their FE
+    ``S``, the others get the f-NN's converged prediction, and it is validated on converged
+    rows only.
+    """
+    config = resolve_fidelity(resolve_density_range(config, data), data)
     train_index, validation_index = split_indices(
         len(data.theta), config.validation_fraction, config.seed
     )
     theta = torch.as_tensor(data.theta, dtype=torch.float32)
     stiffness = torch.as_tensor(data.stiffness, dtype=torch.float32)
+    resolution = torch.as_tensor(data.resolution)
     validation = (theta[validation_index], stiffness[validation_index])
     forward, forward_history = train_forward(
-        theta[train_index], stiffness[train_index], validation, config, on_epoch, checkpoint_folder
+        theta[train_index],
+        stiffness[train_index],
+        (*validation, resolution[validation_index]),
+        config,
+        on_epoch,
+        checkpoint_folder,
+        resolution[train_index],
     )
+    fidelity = config.net.fidelity_resolution
+    if fidelity is not None:
+        fine = resolution == fidelity
+        with torch.no_grad():
+            converged = torch.where(fine[:, None], stiffness, forward(theta, fidelity).float())
+        stiffness = converged
+        validation_index = validation_index[fine[validation_index].numpy()]
+        validation = (theta[validation_index], stiffness[validation_index])
     inverse, inverse_history = train_inverse(
         forward,
         stiffness[train_index],

@@ -1,0 +1,172 @@
+"""Multi-fidelity spinodoid learning and FE-corrected design refinement (issue #17).
+
+Tiny data (a few designs at 6^3 and 10^3 on the same fields, plus a published-format CSV) keep
+the file fast; the checks are on the scheme's structure (which rows count at which fidelity,
+what the i-NN is trained on, what is recorded) and on the defect correction's direction.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from metainv.cli import app
+from metainv.data import GenerationSpec, generate_dataset
+from metainv.errors import MetainvError
+from metainv.spinodoid.dataset import generation_parameters
+from metainv.spinodoid.homogenize import REFERENCE_RESOLUTION
+from metainv.spinodoid.learn.artifacts import load_spinodoid_models
+from metainv.spinodoid.learn.data import (
+    concatenate_data,
+    load_published_data,
+    load_spinodoid_data,
+)
+from metainv.spinodoid.learn.inverse import SpinodoidDesignSettings, refine_design
+from metainv.spinodoid.learn.jobs import train_job
+from metainv.spinodoid.learn.nets import SpinodoidForward, SpinodoidNetConfig, fidelity_feature
+from metainv.spinodoid.learn.train import SpinodoidTrainConfig
+from metainv.spinodoid.published import STIFFNESS_COLUMNS, read_published
+from metainv.tensors import matrix_from_orthotropic9, nmse
+
+COARSE, FINE = 6, 10
+TINY = SpinodoidTrainConfig(
+    forward_epochs=30, inverse_epochs=20, prediction_epochs=5, batch_size=8, learning_rate=3e-3
+)
+
+
+def _dataset(folder: Path, resolution: int) -> Path:
+    spec = GenerationSpec("spinodoid", 8, 4, 7, generation_parameters(resolution))
+    assert generate_dataset(spec, folder)["complete"]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same 8 designs and fields (same seed) at two resolutions."""
+    root = tmp_path_factory.mktemp("fidelity")
+    return _dataset(root / "coarse", COARSE), _dataset(root / "fine", FINE)
+
+
+def _published_csv(path: Path, rows: int = 12) -> Path:
+    """A data.csv in the published layout, rows from a fixed-seed law (not real data)."""
+    rng = np.random.default_rng(0)
+    header = ["volFrac", "thetaX", "thetaY", "thetaZ", *STIFFNESS_COLUMNS.values()]
+    lines = [",".join(header)]
+    for _ in range(rows):
+        rho = rng.uniform(0.3, 0.9)
+        theta = rng.choice([0.0, 30.0, 60.0], size=3)
+        theta[rng.integers(3)] = 45.0
+        c = rho**2 * np.array([0.6, 0.15, 0.15, 0.6, 0.15, 0.6, 0.2, 0.2, 0.2])
+        lines.append(",".join(f"{v:.6g}" for v in [rho, *theta, *c]))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_published_csv_reads_as_rows_at_the_reference_fidelity(tmp_path: Path) -> None:
+    csv = _published_csv(tmp_path / "data.csv")
+    rho, theta, C = read_published(csv)
+    assert rho.shape == (12,) and theta.shape == (12, 3) and C.shape == (12, 6, 6)
+    np.testing.assert_allclose(C, np.swapaxes(C, 1, 2))
+    data = load_published_data(csv)
+    assert np.all(data.resolution == REFERENCE_RESOLUTION) and np.all(data.seed == -1)
+    np.testing.assert_allclose(matrix_from_orthotropic9(data.stiffness), C)
+    assert data.manifest["params"]["threshold"] == "ensemble"
+    broken = tmp_path / "broken.csv"
+    broken.write_text("volFrac,thetaX,thetaY,thetaZ\n0.5,0,0,90\n")
+    with pytest.raises(MetainvError, match="column 'stiffness0' missing"):
+        read_published(broken)
+
+
+def test_fidelity_input_is_the_voxel_size() -> None:
+    like = torch.zeros(3, 4)
+    np.testing.assert_allclose(fidelity_feature(64, like).numpy(), 0.25)
+    per_row = fidelity_feature(torch.tensor([16, 32, 64]), like)
+    np.testing.assert_allclose(per_row[:, 0].numpy(), [1.0, 0.5, 0.25])
+    single = SpinodoidForward(SpinodoidNetConfig())
+    assert single.net[0].in_features == 4
+    multi = SpinodoidForward(SpinodoidNetConfig(fidelity_resolution=64))
+    assert multi.net[0].in_features == 5
+
+
+def test_single_fidelity_data_do_not_mix(pair: tuple[Path, Path]) -> None:
+    coarse, fine = (load_spinodoid_data(folder) for folder in pair)
+    with pytest.raises(MetainvError, match="differ in resolution"):
+        concatenate_data([coarse, fine])
+    both = concatenate_data([coarse, fine], multi_fidelity=True)
+    assert both.multi_fidelity and both.manifest["params"]["resolution"] == FINE
+    assert sorted(set(both.resolution.tolist())) == [COARSE, FINE]
+    # the same designs and fields at both resolutions: the pairs a correction is learned from
+    np.testing.assert_array_equal(coarse.theta, fine.theta)
+    np.testing.assert_array_equal(coarse.seed, fine.seed)
+    assert not np.allclose(coarse.stiffness, fine.stiffness)
+
+
+def test_multi_fidelity_model_predicts_at_the_finest_resolution(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    coarse, fine = pair
+    csv = _published_csv(tmp_path / "data.csv")
+    out = tmp_path / "model"
+    result = CliRunner().invoke(
+        app,
+        ["train", "spinodoid", "--data", str(coarse), "--data", str(fine), "--published",
+         str(csv), "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    # the published rows count as 22^3, the finest resolution of the three sources
+    assert config["net"]["fidelity_resolution"] == REFERENCE_RESOLUTION
+    assert config["data"]["fidelities"] == [COARSE, FINE, REFERENCE_RESOLUTION]
+    assert config["data"]["resolution"] == REFERENCE_RESOLUTION
+    manifest = json.loads((out / "manifest.json").read_text())
+    sources = {entry["resolution"]: entry for entry in manifest["data"]}
+    assert sources[REFERENCE_RESOLUTION]["rows"] == 12 and "sha256" in sources[22]
+    assert sources[COARSE]["rows"] == sources[FINE]["rows"] == 8
+    models = load_spinodoid_models(out)
+    assert models.multi_fidelity and models.resolution == REFERENCE_RESOLUTION
+    theta = load_spinodoid_data(fine).theta
+    default = models.predict_stiffness(theta)
+    np.testing.assert_allclose(default, models.predict_stiffness(theta, REFERENCE_RESOLUTION))
+    assert not np.allclose(default, models.predict_stiffness(theta, COARSE))
+    # validation metrics are taken on rows at the model's fidelity only
+    assert manifest["metrics"]["rows"] <= 12
+
+
+def test_training_two_resolutions_without_published_rows(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    metrics = train_job(list(pair), tmp_path / "m", TINY)
+    models = load_spinodoid_models(tmp_path / "m")
+    assert models.resolution == FINE and models.forward.fidelity_resolution == FINE
+    assert 1 <= metrics["rows"] <= 8  # the validation rows at 10^3
+
+
+def test_bad_published_file_is_a_one_line_error(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    result = CliRunner().invoke(
+        app,
+        ["train", "spinodoid", "--data", str(pair[0]), "--published", str(bad),
+         "--out", str(tmp_path / "m")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "column 'volFrac' missing" in result.output and "Traceback" not in result.output
+
+
+def test_fe_correction_moves_the_design_the_right_way() -> None:
+    """A realization 25 % stiffer than the f-NN (C_FE = 1.25 C_fNN) must be refined to a
+    sparser design whose corrected stiffness meets the target."""
+    models = load_spinodoid_models()
+    theta = np.array([0.5, 0.0, 40.0, 60.0])
+    target = matrix_from_orthotropic9(models.predict_stiffness(theta[None])[0])
+    frame = np.eye(3)
+    settings = SpinodoidDesignSettings(polish_steps=200)
+    refined = refine_design(models, theta, frame, target, 1.25 * target, settings)
+    assert refined[0] < theta[0] - 0.02
+    corrected = 1.25 * matrix_from_orthotropic9(models.predict_stiffness(refined[None])[0])
+    assert float(nmse(target, corrected)) < 0.1 * float(nmse(target, 1.25 * target))
