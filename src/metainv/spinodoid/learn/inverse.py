@@ -454,7 +454,11 @@ def _verified_candidate(
 
     S = models.predict_stiffness(theta[None], settings.resolution)[0]
     C_forward = rotate_stiffness(matrix_from_orthotropic9(S), frame)
-    best: tuple[float, SpinodoidDesign, np.ndarray | None] = (np.inf, _design(theta, frame, 0), None)
+    best: tuple[float, SpinodoidDesign, np.ndarray | None] = (
+        np.inf,
+        _design(theta, frame, 0),
+        None,
+    )
     if settings.verify:
         if seeds is None:
             seeds = [int(v) for v in rng.integers(0, 2**31 - 1, size=max(1, settings.seeds))]

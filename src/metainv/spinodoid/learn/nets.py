@@ -207,7 +207,9 @@ class SpinodoidModels:
         """Whether the f-NN takes the FE resolution as an input (module docstring)."""
         return self.forward.fidelity_resolution is not None
 
-    def predict_stiffness(self, theta_design: np.ndarray, resolution: int | None = None) -> np.ndarray:
+    def predict_stiffness(
+        self, theta_design: np.ndarray, resolution: int | None = None
+    ) -> np.ndarray:
         """f-NN ``S`` (N, 9) of ``Theta`` (N, 4); a multi-fidelity f-NN at ``resolution``
         (default: its converged ``fidelity_resolution``), a single-fidelity one ignores it."""
         with torch.no_grad():
