@@ -170,3 +170,26 @@ def test_fe_correction_moves_the_design_the_right_way() -> None:
     assert refined[0] < theta[0] - 0.02
     corrected = 1.25 * matrix_from_orthotropic9(models.predict_stiffness(refined[None])[0])
     assert float(nmse(target, corrected)) < 0.1 * float(nmse(target, 1.25 * target))
+
+
+def test_design_screens_coarse_and_verifies_at_the_model_resolution(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from metainv.spinodoid.dataset import label_design
+    from metainv.spinodoid.learn.inverse import design_for_target
+
+    train_job(list(pair), tmp_path / "m", TINY)
+    models = load_spinodoid_models(tmp_path / "m")
+    target = matrix_from_orthotropic9(load_spinodoid_data(pair[1]).stiffness[0])
+    settings = SpinodoidDesignSettings(
+        top=1, pool=1, seeds=2, screen_resolution=COARSE, refine_steps=1, restarts=1,
+        polish_steps=3,
+    )  # fmt: skip
+    steps: list[str] = []
+    (candidate,), _ = design_for_target(models, target, settings, on_step=steps.append)
+    assert any(f"FE at {COARSE}^3, best of 2 fields" in s for s in steps), steps
+    assert any(s.startswith(f"verified at {FINE}^3") for s in steps), steps
+    # the reported FE stiffness is that of the returned design (its seed) at the model's grid
+    params = generation_parameters(FINE, models.threshold)
+    np.testing.assert_allclose(candidate.C_fe, label_design(candidate.design, params)[0])
+    assert candidate.nmse_fe == pytest.approx(float(nmse(target, candidate.C_fe)))

@@ -97,10 +97,19 @@ def evaluate_spinodoid(
     table = Table(title=f"spinodoid models on {data} ({metrics['rows']} rows)")
     columns = ["forward_r2", "inverse_r2_forward_model", "inverse_r2_fe", "noise_floor_r2"]
     titles = ["f-NN R²", "i-NN R² (f-NN)", "i-NN R² (FE)", "noise floor R²"]
+    scores = {c: metrics[c] for c in columns if c in metrics}
     present = [(c, t) for c, t in zip(columns, titles, strict=True) if c in metrics]
+    for name, entry in metrics.get("inverse_r2_fe_by_density", {}).items():
+        scores[name] = entry["r2"]
+        present.append((name, f"i-NN R² (FE) rho {name} ({entry['rows']})"))
     table.add_column("constant")
     for _, title in present:
         table.add_column(title, justify="right")
     for name in metrics["forward_r2"]:
-        table.add_row(name, *(f"{metrics[c][name]:.4f}" for c, _ in present))
+        table.add_row(name, *(f"{scores[c][name]:.4f}" for c, _ in present))
     Console().print(table)
+    if "fe_resolution" in metrics:
+        Console().print(
+            f"FE at {metrics['fe_resolution']}^3: {metrics['fe_samples']} designs in "
+            f"{metrics['fe_seconds']:.0f} s; median NMSE {metrics['nmse_inverse_fe']['median']:.4f}"
+        )

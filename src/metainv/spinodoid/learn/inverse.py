@@ -16,12 +16,18 @@ the same way). The job for a normalized target ``C_t`` (6, 6):
    snap its angles and polish ``Theta`` by gradient descent of the f-NN NMSE (angles snapped
    straight-through);
 3. rank by the f-NN NMSE of the full 6x6 target, keep the ``pool`` best distinct designs;
-4. FE-verify each at the model's data resolution and level rule with ``seeds`` field
-   realizations, keeping the best realization (the design file records its seed, so the
-   part made from it is that realization), and sort by FE NMSE, designs whose solid is one
-   connected network spanning the cell (:func:`solid_connectivity`, at the STL's 48^3) first:
-   below rho of about 0.25 (our low-density extension) a spinodoid can fall apart into
-   separate columns or islands whose FE stiffness comes from the boundary conditions alone.
+4. screen each by voxel FE: ``seeds`` field realizations at ``screen_resolution`` (32^3), the
+   FE stiffness carried to the design resolution by the multi-fidelity f-NN's ratio
+   ``S(64) / S(32)`` (a single-fidelity model screens at its own resolution), keeping the
+   best realization (the design file records its seed, so the part made from it is that
+   realization);
+5. refine the best one by FE-corrected polishing on its field (:func:`refine_design`, our
+   extension): ``refine_steps`` rounds, each checked by FE at the screening resolution;
+6. verify the ``top`` best by FE at the model's resolution (the converged 64^3 for the
+   shipped model) and sort by that FE NMSE, designs whose solid is one connected network
+   spanning the cell (:func:`solid_connectivity`, at the STL's 48^3) first: below rho of about
+   0.25 (our low-density extension) a spinodoid can fall apart into separate columns or
+   islands whose FE stiffness comes from the boundary conditions alone.
 """
 
 from __future__ import annotations
@@ -60,22 +66,26 @@ _NON_ORTHOTROPIC[np.arange(3, 6), np.arange(3, 6)] = False
 
 @dataclass(frozen=True)
 class SpinodoidDesignSettings:
-    """top: designs returned; pool: candidates FE-verified; seeds: field realizations tried
-    per candidate; restarts: random starts of the frame fit; polish_steps: Adam steps of the
-    f-NN polish (0: none) of the ``polished`` best i-NN designs; resolution: FE voxels per edge
-    (None: the model's, the converged 64^3 for the shipped multi-fidelity model); refine_steps:
-    FE-corrected refinements of the best verified design (:func:`refine_design`); verify: FE
+    """top: designs returned (each verified by FE at ``resolution``); pool: candidates screened
+    by FE; seeds: field realizations screened per candidate; screen_resolution: FE voxels per
+    edge of the screening and refinement, with a multi-fidelity f-NN (which carries C from there
+    to ``resolution``; ``None``: screen at ``resolution``); restarts: random starts of the
+    frame fit; polish_steps: Adam steps of the f-NN polish (0: none) of the ``polished`` best
+    i-NN designs; resolution: FE voxels per edge of the verification (None: the model's, the
+    converged 64^3 for the shipped multi-fidelity model); refine_steps: FE-corrected
+    refinements of the best screened design (:func:`refine_design`); verify: FE screening and
     verification; seed: random starts and realizations."""
 
     top: int = 3
     pool: int = 2
-    seeds: int = 1
+    seeds: int = 4
+    screen_resolution: int | None = 32
     restarts: int = 16
     polish_steps: int = 150
     polish_learning_rate: float = 0.05
     polished: int = 4
     resolution: int | None = None
-    refine_steps: int = 1
+    refine_steps: int = 2
     verify: bool = True
     seed: int = 0
 
@@ -264,30 +274,39 @@ def refine_design(
     target: np.ndarray,
     C_fe: np.ndarray,
     settings: SpinodoidDesignSettings,
+    fe_resolution: int | None = None,
 ) -> np.ndarray:
-    """One FE-corrected refinement of ``Theta`` (4,) (our extension; a defect correction).
+    """One FE-corrected refinement of the density of ``Theta`` (4,) (our extension; a defect
+    correction).
 
-    The FE stiffness of the verified realization, in the design's frame, differs from the
-    f-NN's by the factors ``r = S_FE / S_fNN(Theta)`` (9,) (the realization's own deviation
-    plus the f-NN's error). For a small change of ``Theta`` with the same field seed these
-    factors stay about the same, so ``Theta`` is re-polished against the target with the
-    corrected model ``r * S_fNN`` (:func:`polish_design`); the caller verifies it by FE with
-    the same seed and keeps it only if the FE NMSE drops. Returns the refined ``Theta`` (4,).
+    The FE stiffness ``C_fe`` (6, 6) of one realization at ``fe_resolution`` (default: the
+    design resolution), in the design's frame, differs from the f-NN's at that resolution by
+    the factors ``r = S_FE / S_fNN(Theta)`` (9,) (the realization's own deviation plus the
+    f-NN's error). Only ``rho`` is refined: with the cone angles and the seed fixed the wave
+    directions and phases stay the same (they are drawn by rejection from the cones,
+    :func:`metainv.spinodoid.field.sample_wave_directions`), only the level moves, so ``r``
+    stays about the same for a small change of ``rho`` (and across resolutions). The new
+    ``rho`` minimizes the NMSE of the corrected model ``r * S_fNN`` at the design resolution
+    against the target, within 0.1 of the old one (bounded scalar search); the caller checks
+    it by FE with the same seed and keeps it only if the NMSE drops. Returns the refined
+    ``Theta`` (4,).
     """
+    from scipy.optimize import minimize_scalar
+
     S_fe = orthotropic9_from_matrix(rotate_stiffness(C_fe, frame.T))
-    S_model = models.predict_stiffness(theta[None], settings.resolution)[0]
+    measured = settings.resolution if fe_resolution is None else fe_resolution
+    S_model = models.predict_stiffness(theta[None], measured)[0]
     ratio = np.clip(S_fe / np.where(np.abs(S_model) > 1e-9, S_model, 1e-9), 0.5, 2.0)
-    refined, _ = polish_design(
-        models,
-        theta,
-        target,
-        frame,
-        settings.polish_steps,
-        settings.polish_learning_rate,
-        settings.resolution,
-        scale=ratio,
-    )
-    return refined
+    low, high = (float(v) for v in models.config["data"]["relative_density"])
+
+    def error(rho: float) -> float:
+        trial = np.concatenate([[rho], theta[1:]])
+        S = models.predict_stiffness(trial[None], settings.resolution)[0] * ratio
+        return float(nmse(target, rotate_stiffness(matrix_from_orthotropic9(S), frame)))
+
+    bounds = (max(low, theta[0] - 0.1), min(high, theta[0] + 0.1))
+    result = minimize_scalar(error, bounds=bounds, method="bounded", options={"xatol": 1e-4})
+    return np.concatenate([[float(result.x)], theta[1:]])
 
 
 def _distinct(items: list[tuple[float, np.ndarray, np.ndarray]], count: int) -> list[int]:
@@ -383,7 +402,6 @@ def design_for_target(
     sorted by FE NMSE (by f-NN NMSE without verification), connected designs first, and the
     frame fit.
     """
-    from metainv.spinodoid.dataset import generation_parameters
 
     report = on_step or (lambda message: logger.info(message))
     target = np.asarray(target, dtype=float)
@@ -406,115 +424,166 @@ def design_for_target(
     if note:
         report(note)
     resolution = settings.resolution or models.resolution
-    params = generation_parameters(resolution, models.threshold)
+    screen = _screen_resolution(models, settings, resolution)
     rng = np.random.default_rng(settings.seed)
-    candidates = []
+    screened = []
     for rank, index in enumerate(chosen, start=1):
         error, theta, frame = ranked[index]
-        candidate = _verified_candidate(
-            models, target, theta, frame, float(error), params, rng, settings
+        if not settings.verify:
+            screened.append(_Screened(theta, frame, 0, float(error), None, screen))
+            continue
+        seeds = [int(v) for v in rng.integers(0, 2**31 - 1, size=max(1, settings.seeds))]
+        item = _screen(models, target, theta, frame, seeds, screen, resolution)
+        report(
+            f"candidate {rank}/{len(chosen)}: rho {theta[0]:.3f}, theta "
+            f"({', '.join(f'{t:.1f}' for t in theta[1:])}) deg: f-NN NMSE {error:.4f}; FE at "
+            f"{screen}^3, best of {len(seeds)} fields: NMSE {item.nmse:.4f}"
+            + (f" (scaled to {resolution}^3 by the f-NN)" if screen != resolution else "")
         )
-        if settings.verify:
+        screened.append(item)
+    screened.sort(key=lambda item: item.nmse)
+    if settings.verify and settings.refine_steps > 0:
+        screened[0] = _refine(models, target, screened[0], screen, resolution, settings, report)
+    candidates = []
+    for item in screened[: settings.top]:
+        candidate = _candidate(models, target, item, ranked, resolution, settings.verify)
+        if settings.verify and screen != resolution:
             report(
-                f"candidate {rank}/{len(chosen)}: rho {theta[0]:.3f}, theta "
-                f"({', '.join(f'{t:.1f}' for t in theta[1:])}) deg: f-NN NMSE {error:.4f}, "
-                f"FE NMSE {candidate.nmse_fe:.4f} ({resolution}^3, best of {settings.seeds} "
-                "fields)"
+                f"verified at {resolution}^3: rho {item.theta[0]:.3f}, FE NMSE "
+                f"{candidate.nmse_fe:.4f}"
             )
         if not candidate.connectivity["connected"]:
             report(
-                f"candidate {rank}/{len(chosen)} is not one connected network at "
-                f"{STL_RESOLUTION}^3 (largest component "
-                f"{candidate.connectivity['largest_share']:.0%} of the solid): ranked after the "
-                "connected ones"
+                f"rho {item.theta[0]:.3f} is not one connected network at {STL_RESOLUTION}^3 "
+                f"(largest component {candidate.connectivity['largest_share']:.0%} of the "
+                "solid): ranked after the connected ones"
             )
-        candidates.append((candidate, theta, frame))
-    if settings.verify and settings.refine_steps > 0:
-        candidates = _refine_best(models, target, candidates, params, settings, report)
-    candidates = [candidate for candidate, _, _ in candidates]
+        candidates.append(candidate)
     score = (lambda c: c.nmse_fe) if settings.verify else (lambda c: c.nmse_forward)
     candidates.sort(key=lambda c: (not c.connectivity["connected"], score(c)))
-    return candidates[: settings.top], fit
+    return candidates, fit
 
 
-def _verified_candidate(
+@dataclass(frozen=True)
+class _Screened:
+    """A candidate ``(Theta, frame)`` with its chosen field seed, the NMSE of its FE
+    stiffness at the screening resolution scaled to the design resolution, and that FE
+    stiffness (6, 6) (``None`` without verification)."""
+
+    theta: np.ndarray
+    frame: np.ndarray
+    seed: int
+    nmse: float
+    C_screen: np.ndarray | None
+    screen: int
+
+
+def _screen_resolution(models: Any, settings: SpinodoidDesignSettings, resolution: int) -> int:
+    """FE resolution of seed screening and refinement: ``settings.screen_resolution`` for a
+    multi-fidelity f-NN (which knows how C changes between the two), else the design's."""
+    if not models.multi_fidelity or settings.screen_resolution is None:
+        return resolution
+    return min(int(settings.screen_resolution), resolution)
+
+
+def _to_resolution(
+    models: Any, C: np.ndarray, theta: np.ndarray, frame: np.ndarray, screen: int, resolution: int
+) -> np.ndarray:
+    """FE stiffness (6, 6) at ``screen``^3 carried to ``resolution``^3: its 9 orthotropic
+    entries in the design's frame times the f-NN's ``S(resolution) / S(screen)``."""
+    if screen == resolution:
+        return C
+    coarse, fine = (models.predict_stiffness(theta[None], n)[0] for n in (screen, resolution))
+    ratio = matrix_from_orthotropic9(fine / np.where(np.abs(coarse) > 1e-9, coarse, 1e-9))
+    local = rotate_stiffness(C, frame.T)
+    local = np.where(ratio != 0, local * ratio, local)
+    return rotate_stiffness(local, frame)
+
+
+def _screen(
     models: Any,
     target: np.ndarray,
     theta: np.ndarray,
     frame: np.ndarray,
-    error: float,
-    params: dict[str, Any],
-    rng: np.random.Generator,
-    settings: SpinodoidDesignSettings,
-    seeds: list[int] | None = None,
-) -> SpinodoidCandidate:
-    """The candidate ``(Theta, frame)`` with its f-NN stiffness and, when verifying, the best
-    FE NMSE over ``settings.seeds`` field realizations (or the given ``seeds``)."""
-    from metainv.spinodoid.dataset import label_design
+    seeds: list[int],
+    screen: int,
+    resolution: int,
+) -> _Screened:
+    """The best of ``seeds`` field realizations by FE at ``screen``^3 (scaled to
+    ``resolution``^3, :func:`_to_resolution`)."""
+    from metainv.spinodoid.dataset import generation_parameters, label_design
 
-    S = models.predict_stiffness(theta[None], settings.resolution)[0]
-    C_forward = rotate_stiffness(matrix_from_orthotropic9(S), frame)
-    best: tuple[float, SpinodoidDesign, np.ndarray | None] = (
-        np.inf,
-        _design(theta, frame, 0),
-        None,
-    )
-    if settings.verify:
-        if seeds is None:
-            seeds = [int(v) for v in rng.integers(0, 2**31 - 1, size=max(1, settings.seeds))]
-        for seed in seeds:
-            design = _design(theta, frame, seed)
-            C_fe = label_design(design, params)[0]
-            value = float(nmse(target, C_fe))
-            if value < best[0]:
-                best = (value, design, C_fe)
-    return SpinodoidCandidate(
-        design=best[1],
-        C_forward=C_forward,
-        C_fe=best[2],
-        nmse_forward=error,
-        nmse_fe=best[0] if settings.verify else None,
-        connectivity=solid_connectivity(best[1], STL_RESOLUTION, models.threshold),
-    )
+    params = generation_parameters(screen, models.threshold)
+    best = None
+    for seed in seeds:
+        C = label_design(_design(theta, frame, seed), params)[0]
+        estimate = _to_resolution(models, C, theta, frame, screen, resolution)
+        value = float(nmse(target, estimate))
+        if best is None or value < best.nmse:
+            best = _Screened(theta, frame, seed, value, C, screen)
+    return best
 
 
-def _ranking(candidate: SpinodoidCandidate) -> tuple[bool, float]:
-    score = candidate.nmse_fe if candidate.nmse_fe is not None else candidate.nmse_forward
-    return (not candidate.connectivity["connected"], score)
-
-
-def _refine_best(
+def _refine(
     models: Any,
     target: np.ndarray,
-    candidates: list[tuple[SpinodoidCandidate, np.ndarray, np.ndarray]],
-    params: dict[str, Any],
+    item: _Screened,
+    screen: int,
+    resolution: int,
     settings: SpinodoidDesignSettings,
     report: Callable[[str], None],
-) -> list[tuple[SpinodoidCandidate, np.ndarray, np.ndarray]]:
-    """``settings.refine_steps`` rounds of :func:`refine_design` on the best verified
-    candidate, each verified by FE on the same field realization; a refined design replaces it
-    when its FE NMSE is lower."""
-    candidates = sorted(candidates, key=lambda item: _ranking(item[0]))
-    candidate, theta, frame = candidates[0]
+) -> _Screened:
+    """``settings.refine_steps`` rounds of :func:`refine_design` on one screened candidate,
+    each checked by FE at the screening resolution on the same field; a refined design
+    replaces it while its NMSE drops."""
     for step in range(1, settings.refine_steps + 1):
-        refined = refine_design(models, theta, frame, target, candidate.C_fe, settings)
-        if np.allclose(refined, theta, rtol=0, atol=1e-4):
-            break
-        error = _forward_error(models, refined, target, frame, settings.resolution)
-        trial = _verified_candidate(
-            models, target, refined, frame, error, params, None, settings, [candidate.design.seed]
+        refined = refine_design(
+            models, item.theta, item.frame, target, item.C_screen, settings, fe_resolution=screen
         )
-        better = _ranking(trial) < _ranking(candidate)
+        if np.allclose(refined, item.theta, rtol=0, atol=1e-4):
+            break
+        trial = _screen(models, target, refined, item.frame, [item.seed], screen, resolution)
+        better = trial.nmse < item.nmse
         report(
-            f"refinement {step}: rho {theta[0]:.3f} -> {refined[0]:.3f}, FE NMSE "
-            f"{candidate.nmse_fe:.4f} -> {trial.nmse_fe:.4f} (same field; "
+            f"refinement {step}: rho {item.theta[0]:.3f} -> {refined[0]:.3f}, NMSE "
+            f"{item.nmse:.4f} -> {trial.nmse:.4f} (same field, FE at {screen}^3; "
             f"{'kept' if better else 'discarded'})"
         )
         if not better:
             break
-        candidate, theta = trial, refined
-    candidates[0] = (candidate, theta, frame)
-    return candidates
+        item = trial
+    return item
+
+
+def _candidate(
+    models: Any,
+    target: np.ndarray,
+    item: _Screened,
+    ranked: list[tuple[float, np.ndarray, np.ndarray]],
+    resolution: int,
+    verify: bool,
+) -> SpinodoidCandidate:
+    """The returned candidate: f-NN stiffness at ``resolution``, FE at ``resolution``^3 on the
+    chosen field (the screening FE when it ran at that resolution) and connectivity."""
+    from metainv.spinodoid.dataset import generation_parameters, label_design
+
+    design = _design(item.theta, item.frame, item.seed)
+    S = models.predict_stiffness(item.theta[None], resolution)[0]
+    C_forward = rotate_stiffness(matrix_from_orthotropic9(S), item.frame)
+    C_fe = None
+    if verify:
+        C_fe = item.C_screen
+        if item.C_screen is None or item.screen != resolution:
+            params = generation_parameters(resolution, models.threshold)
+            C_fe = label_design(design, params)[0]
+    return SpinodoidCandidate(
+        design=design,
+        C_forward=C_forward,
+        C_fe=C_fe,
+        nmse_forward=float(nmse(target, C_forward)),
+        nmse_fe=None if C_fe is None else float(nmse(target, C_fe)),
+        connectivity=solid_connectivity(design, STL_RESOLUTION, models.threshold),
+    )
 
 
 def solid_connectivity(
