@@ -38,7 +38,7 @@ from metainv.spinodoid.design import (
     SpinodoidDesign,
 )
 from metainv.spinodoid.field import BETA, N_WAVES
-from metainv.spinodoid.homogenize import homogenize_spinodoid
+from metainv.spinodoid.homogenize import fe_solver, homogenize_spinodoid
 from metainv.tensors import c21_from_matrix, orthotropic9_from_matrix
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,6 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 #: Voxels per cell edge of the data (and of FE verification of designs).
 DATA_RESOLUTION = 24
-#: Smallest voxel resolution solved by geometric multigrid (:func:`fe_solver`).
-GMG_MIN_RESOLUTION = 40
 #: Level rule of the data (``metainv.spinodoid.field.THRESHOLDS``).
 DATA_THRESHOLD = "exact"
 #: Default range of relative densities sampled (published data set, spec spinodoid.md).
@@ -90,14 +88,6 @@ def check_density_range(density_range: Sequence[float]) -> tuple[float, float]:
             f"{lowest:g} <= low < high <= {highest:g}"
         )
     return low, high
-
-
-def fe_solver(resolution: int) -> str:
-    """The voxel FE solver for ``resolution``^3: matrix-free geometric multigrid from
-    ``GMG_MIN_RESOLUTION`` up (3-4 times faster than AMG at 64^3 on one core,
-    ``benchmarks/voxel_solver.py``), assembled AMG below (cheaper setup on small grids).
-    Both give C to the CG tolerance."""
-    return "gmg" if int(resolution) >= GMG_MIN_RESOLUTION else "amg"
 
 
 def generation_parameters(
@@ -160,7 +150,7 @@ def label_design(
         n_waves=int(params.get("n_waves", N_WAVES)),
         beta=float(params.get("beta", BETA)),
         threshold=params.get("threshold", DATA_THRESHOLD),
-        solver=params.get("solver", "amg"),
+        solver=params.get("solver", fe_solver(int(params["resolution"]))),
     )
     C = (result.C + result.C.T) / 2
     return C, result.relative_density, math.fsum(result.seconds.values())

@@ -37,6 +37,17 @@ DEFAULT_RESOLUTION = 64
 #: (2020) without systematic bias (benchmarks/spinodoid_published.py,
 #: docs/spinodoid_published.md): the fidelity to use for data that are mixed with it.
 REFERENCE_RESOLUTION = 22
+#: Smallest voxel resolution solved by geometric multigrid (:func:`fe_solver`).
+GMG_MIN_RESOLUTION = 40
+
+
+def fe_solver(resolution: int) -> str:
+    """The voxel FE solver for ``resolution``^3: matrix-free geometric multigrid from
+    ``GMG_MIN_RESOLUTION`` up, assembled AMG below (cheaper setup on small grids); both give C
+    to the CG tolerance. Measured at 64^3 (void removed, six load cases, 2 threads on a lightly
+    loaded 2-core machine): rho 0.5 isotropic 5.7 s against 20.0 s with AMG, rho 0.3 columnar
+    (30, 30, 0) 8.6 s against 30.6 s, rho 0.7 lamellar (60, 0, 0) 4.9 s against 17.7 s."""
+    return "gmg" if int(resolution) >= GMG_MIN_RESOLUTION else "amg"
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,7 @@ def homogenize_spinodoid(
     n_waves: int = N_WAVES,
     beta: float = BETA,
     threshold: str = "ensemble",
-    solver: str = "amg",
+    solver: str | None = None,
 ) -> SpinodoidHomogenization:
     """Voxelize ``design`` (Eqs. 1-3) at ``resolution``^3 and homogenize it.
 
@@ -92,12 +103,14 @@ def homogenize_spinodoid(
         threshold: level rule, ``"ensemble"`` (paper Eq. 3; the density scatters with the
             realization) or ``"exact"`` (the grid has the requested density within a voxel).
         solver: linear solver of :func:`metainv.voxel.homogenize_voxels_detailed`
-            (``"amg"``, ``"gmg"``, ``"direct"``); the same C to the CG tolerance.
+            (``"amg"``, ``"gmg"``, ``"direct"``; the same C to the CG tolerance); ``None``:
+            :func:`fe_solver` (geometric multigrid from 40^3 up).
 
     Returns:
         A :class:`SpinodoidHomogenization`.
     """
     seed = design.seed if seed is None else int(seed)
+    solver = fe_solver(resolution) if solver is None else solver
     clock = time.perf_counter()
     solid = solid_mask(
         design, resolution, seed=seed, n_waves=n_waves, beta=beta, threshold=threshold
