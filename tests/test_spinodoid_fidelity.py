@@ -193,3 +193,21 @@ def test_design_screens_coarse_and_verifies_at_the_model_resolution(
     params = generation_parameters(FINE, models.threshold)
     np.testing.assert_allclose(candidate.C_fe, label_design(candidate.design, params)[0])
     assert candidate.nmse_fe == pytest.approx(float(nmse(target, candidate.C_fe)))
+
+
+def test_shipped_model_predicts_converged_stiffness_below_coarse_grids() -> None:
+    """The shipped model is multi-fidelity at 64^3; voxel FE of solid networks converges from
+    the stiff side (docs/spinodoid_convergence.md), so its coarse-grid predictions must lie
+    above the converged ones, by more at low density (thinner struts, fewer voxels across)."""
+    models = load_spinodoid_models()
+    assert models.multi_fidelity and models.resolution == 64 and models.threshold == "exact"
+    rng = np.random.default_rng(0)
+    theta = np.column_stack([rng.uniform(0.2, 0.9, 200), rng.choice([0, 30, 60, 90], (200, 3))])
+    theta[theta[:, 1:].max(axis=1) == 0, 3] = 90
+    diagonal = [0, 3, 5, 6, 7, 8]  # C11 C22 C33 C44 C55 C66
+    converged = models.predict_stiffness(theta)[:, diagonal]
+    coarse = models.predict_stiffness(theta, REFERENCE_RESOLUTION)[:, diagonal]
+    ratio = coarse / converged
+    assert np.median(ratio) > 1.03 and np.mean(ratio > 1) > 0.9
+    low, high = theta[:, 0] < 0.4, theta[:, 0] > 0.7
+    assert np.median(ratio[low]) > np.median(ratio[high])
