@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=1, help="candidates verified by FE at 64^3")
     parser.add_argument("--pool", type=int, default=2, help="candidates screened by FE")
     parser.add_argument("--seeds", type=int, default=4, help="fields screened per candidate")
+    parser.add_argument("--screen-resolution", type=int, default=24, help="FE grid of screening")
     parser.add_argument("--refine", type=int, default=2, help="FE-corrected refinements")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -105,6 +106,7 @@ def main() -> None:
         top=args.top,
         pool=max(args.pool, args.top),
         seeds=args.seeds,
+        screen_resolution=args.screen_resolution,
         refine_steps=args.refine,
         seed=args.seed,
     )
