@@ -157,6 +157,7 @@ def main() -> None:
         "max_seconds": float(seconds.max()),
         "targets_per_hour": float(3600 / seconds.mean()),
         "settings": {
+            "screen_resolution": args.screen_resolution,
             "top": args.top,
             "pool": args.pool,
             "seeds": args.seeds,
