@@ -184,14 +184,12 @@ def polish_design(
     steps: int,
     learning_rate: float,
     resolution: int | None = None,
-    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Gradient descent of the f-NN NMSE of the rotated design against the full target.
 
     ``Theta`` is kept in range through sigmoids; angles are snapped straight-through
     (:func:`metainv.spinodoid.learn.nets.snap_design`). A multi-fidelity f-NN is queried at
-    ``resolution`` (default: its converged one); ``scale`` (9,) multiplies its ``S`` (the
-    FE correction of :func:`refine_design`). Returns the best snapped ``Theta`` (4,) and its
+    ``resolution`` (default: its converged one). Returns the best snapped ``Theta`` (4,) and its
     f-NN NMSE.
     """
     low = models.inverse.low.double()
@@ -199,10 +197,8 @@ def polish_design(
     target_t = torch.as_tensor(target, dtype=torch.float64)
     frame_t = torch.as_tensor(frame, dtype=torch.float64)
 
-    factor = torch.ones(9, dtype=torch.float64) if scale is None else torch.as_tensor(scale)
-
     def error(theta: torch.Tensor) -> torch.Tensor:
-        S = models.forward(theta.float()[None], resolution)[0].double() * factor
+        S = models.forward(theta.float()[None], resolution)[0].double()
         C = rotate_stiffness(matrix_from_orthotropic9(S), frame_t)
         return nmse(target_t, C)
 
@@ -446,7 +442,7 @@ def design_for_target(
         screened[0] = _refine(models, target, screened[0], screen, resolution, settings, report)
     candidates = []
     for item in screened[: settings.top]:
-        candidate = _candidate(models, target, item, ranked, resolution, settings.verify)
+        candidate = _candidate(models, target, item, resolution, settings.verify)
         if settings.verify and screen != resolution:
             report(
                 f"verified at {resolution}^3: rho {item.theta[0]:.3f}, FE NMSE "
@@ -559,7 +555,6 @@ def _candidate(
     models: Any,
     target: np.ndarray,
     item: _Screened,
-    ranked: list[tuple[float, np.ndarray, np.ndarray]],
     resolution: int,
     verify: bool,
 ) -> SpinodoidCandidate:
