@@ -16,7 +16,9 @@ Each target runs the design job (:func:`metainv.spinodoid.learn.inverse.design_f
 frame fit, i-NN, f-NN polish at the model's converged fidelity, ``--top`` candidates verified
 by voxel FE at the model's resolution, one FE-corrected refinement of the best). Printed per
 target: seconds, f-NN and FE NMSE of the best design, its density; then the median FE NMSE and
-the seconds per target. One BLAS / torch thread per process (``--threads``).
+the seconds per target. One BLAS / torch thread per solve (``--threads``); the FE solves of
+screening and verification run in ``--workers`` threads (default: one per core, as the
+design job does).
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ def main() -> None:
     parser.add_argument("--refine", type=int, default=2, help="FE-corrected refinements")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="FE threads (default: one per core)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     parser.add_argument("--verbose", action="store_true", help="print every step of each job")
     args = parser.parse_args()
@@ -109,6 +114,7 @@ def main() -> None:
         screen_resolution=args.screen_resolution,
         refine_steps=args.refine,
         seed=args.seed,
+        workers=args.workers,
     )
     table = Table(title=f"spinodoid design, FE at {models.resolution}^3 ({models.threshold} level)")
     for column in ("target", "s", "f-NN NMSE", "FE NMSE", "floor", "rho", "theta"):
@@ -162,6 +168,7 @@ def main() -> None:
             "pool": args.pool,
             "seeds": args.seeds,
             "refine": args.refine,
+            "workers": args.workers or len(os.sched_getaffinity(0)),
         },
     }
     console.print(
@@ -169,7 +176,8 @@ def main() -> None:
         f"{summary['median_nmse_fe_bone3']:.4f}, synthesized "
         f"{summary['median_nmse_fe_synthesized']:.4f} against a noise floor of "
         f"{summary['median_floor_synthesized']:.4f}); {summary['median_seconds']:.1f} s per "
-        f"target (max {summary['max_seconds']:.1f} s, {summary['targets_per_hour']:.0f} per hour)"
+        f"target (max {summary['max_seconds']:.1f} s, {summary['targets_per_hour']:.0f} per hour, "
+        f"{summary['settings']['workers']} FE threads)"
     )
     if args.out is not None:
         write_text_atomic(args.out, json.dumps({"summary": summary, "results": results}, indent=2))

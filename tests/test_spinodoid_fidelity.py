@@ -195,6 +195,32 @@ def test_design_screens_coarse_and_verifies_at_the_model_resolution(
     assert candidate.nmse_fe == pytest.approx(float(nmse(target, candidate.C_fe)))
 
 
+def test_design_does_not_depend_on_the_fe_threads(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """Screening and verification run their FE solves in worker threads; the designs, their
+    fields and FE stiffness must be those of a run in one thread, in the same order (to
+    rounding: one BLAS thread per solve sums in another order than several)."""
+    from metainv.spinodoid.learn.inverse import design_for_target
+
+    train_job(list(pair), tmp_path / "m", TINY)
+    models = load_spinodoid_models(tmp_path / "m")
+    target = matrix_from_orthotropic9(load_spinodoid_data(pair[1]).stiffness[3])
+    runs = []
+    for workers in (1, 2):
+        settings = SpinodoidDesignSettings(
+            top=2, pool=2, seeds=3, screen_resolution=COARSE, refine_steps=1, restarts=1,
+            polish_steps=3, workers=workers,
+        )  # fmt: skip
+        runs.append(design_for_target(models, target, settings)[0])
+    one, two = runs
+    assert len(one) == len(two) == 2
+    for a, b in zip(one, two, strict=True):
+        assert a.design.seed == b.design.seed
+        np.testing.assert_array_equal(a.design.theta, b.design.theta)
+        assert a.design.relative_density == pytest.approx(b.design.relative_density, abs=1e-9)
+        np.testing.assert_allclose(a.C_fe, b.C_fe, rtol=1e-6, atol=1e-9)
+        assert a.connectivity == b.connectivity
+
+
 def test_shipped_model_predicts_converged_stiffness_below_coarse_grids() -> None:
     """The shipped model is multi-fidelity at 64^3; voxel FE of solid networks converges from
     the stiff side (docs/spinodoid_convergence.md), so its coarse-grid predictions must lie

@@ -109,9 +109,9 @@ def test_restriction_is_the_transpose_of_prolongation(periodic):
         out[layout.nodes(grid)] = rng.uniform(size=grid.n_nodes) < 0.9
         return out
 
-    mf, mc = mask(fine), mask(coarse)
-    xc = rng.standard_normal((3, coarse.length, 2)) * mc[None, :, None]
-    xf = rng.standard_normal((3, fine.length, 2)) * mf[None, :, None]
+    mf, mc = mask(fine)[None, :, None], mask(coarse)[None, :, None]
+    xc = rng.standard_normal((3, coarse.length, 2)) * mc
+    xf = rng.standard_normal((3, fine.length, 2)) * mf
     left = np.vdot(_prolong(fine, coarse, xc.copy(), mf), xf)
     right = np.vdot(xc, _restrict(fine, coarse, xf, mc))
     assert abs(left - right) <= 1e-12 * abs(left)

@@ -36,7 +36,7 @@ Geometric multigrid (Amir, Aage and Lazarov 2014, with Galerkin coarse grids)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -165,15 +165,19 @@ def _element_products(
     run = max(256, RUN_ELEMENTS // m)
     out = np.zeros_like(x)
     gathered = np.empty((8 * b, run, m), dtype=x.dtype)
+    # one modulus per (element, right-hand side): a broadcast along the short last axis
+    # costs as much as the GEMM (numpy inner loops of length m)
+    scale = None if moduli is None else np.repeat(moduli[:size], m)
     for start in range(0, size, run):
         stop = min(size, start + run)
         width = stop - start
         u = gathered[:, :width]
         for a, offset in enumerate(offsets):
             u[b * a : b * a + b] = x[:, offset + start : offset + stop]
-        if moduli is not None:
-            u *= moduli[None, start:stop, None]
-            f = (matrix @ u.reshape(8 * b, width * m)).reshape(8 * b, width, m)
+        if scale is not None:
+            u = u.reshape(8 * b, width * m)
+            u *= scale[None, start * m : stop * m]
+            f = (matrix @ u).reshape(8 * b, width, m)
         else:
             f = np.matmul(matrix[start:stop], u.transpose(1, 0, 2)).transpose(1, 0, 2)
         for a, offset in enumerate(offsets):
@@ -190,15 +194,33 @@ class _Level:
     matrix: np.ndarray  # (8b, 8b) finest, else (L, 8b, 8b) element matrices
     mask: np.ndarray  # (length,) 1 on unknowns, 0 on fixed, empty, ghost and padding nodes
     jacobi: np.ndarray  # (b, length, 1) weight / diagonal on unknowns, 0 elsewhere
+    _wide: dict = field(default_factory=dict, repr=False)
+
+    def wide(self, name: str, m: int) -> np.ndarray:
+        """``mask`` (1, length, m) or ``jacobi`` (b, length, m) repeated over ``m`` right-hand
+        sides (cached for the last ``m``): numpy multiplies by a broadcast along the short
+        last axis several times slower than by a full array."""
+        key = (name, m)
+        if key not in self._wide:
+            for old in [k for k in self._wide if k[0] == name]:
+                del self._wide[old]
+            values = self.mask[None, :, None] if name == "mask" else self.jacobi
+            self._wide[key] = np.repeat(values, m, axis=2)
+        return self._wide[key]
+
+    def smooth(self, r: np.ndarray) -> np.ndarray:
+        """One damped-Jacobi step from zero, ``D_w^-1 r`` (b, length, m)."""
+        return self.wide("jacobi", r.shape[-1]) * r
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """``A x`` for a masked field x (b, length, m); x's ghost entries are used as scratch."""
+        mask = self.wide("mask", x.shape[-1])
         self.layout.fill_ghosts(x)
         out = _element_products(self.layout, x, self.moduli, self.matrix)
         if self.layout.periodic:
-            x *= self.mask[None, :, None]  # back to zero ghosts
+            x *= mask  # back to zero ghosts
             self.layout.fold_ghosts(out)
-        out *= self.mask[None, :, None]
+        out *= mask
         return out
 
 
@@ -256,7 +278,8 @@ def _coarse_matrices(moduli: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 
 def _prolong(fine: _Layout, coarse: _Layout, xc: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Trilinear prolongation of a coarse field (b, length_c, m) to the fine layout, masked."""
+    """Trilinear prolongation of a coarse field (b, length_c, m) to the fine layout, masked
+    by ``mask`` (1, length, m)."""
     coarse.fill_ghosts(xc)
     g = coarse.grid_view(xc)
     for axis in (1, 2, 3):
@@ -274,12 +297,13 @@ def _prolong(fine: _Layout, coarse: _Layout, xc: np.ndarray, mask: np.ndarray) -
         g = out
     x = np.zeros((xc.shape[0], fine.length, xc.shape[-1]), dtype=xc.dtype)
     x[:, : fine.size] = g.reshape(xc.shape[0], fine.size, xc.shape[-1])
-    x *= mask[None, :, None]
+    x *= mask
     return x
 
 
 def _restrict(fine: _Layout, coarse: _Layout, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Transpose of :func:`_prolong`: a masked fine field to the coarse layout, masked."""
+    """Transpose of :func:`_prolong`: a masked fine field to the coarse layout, masked by
+    ``mask`` (1, length_c, m)."""
     g = fine.grid_view(x)
     for axis in (3, 2, 1):
         even = [slice(None)] * 5
@@ -296,7 +320,7 @@ def _restrict(fine: _Layout, coarse: _Layout, x: np.ndarray, mask: np.ndarray) -
     xc = np.zeros((x.shape[0], coarse.length, x.shape[-1]), dtype=x.dtype)
     xc[:, : coarse.size] = g.reshape(x.shape[0], coarse.size, x.shape[-1])
     coarse.fold_ghosts(xc)
-    xc *= mask[None, :, None]
+    xc *= mask
     return xc
 
 
@@ -570,9 +594,9 @@ class VoxelMultigrid:
     def _coarsest(self, r: np.ndarray) -> np.ndarray:
         level = self.levels[-1]
         if self.lu is None:
-            z = level.jacobi * r
+            z = level.smooth(r)
             for _ in range(COARSE_SWEEPS - 1):
-                z += level.jacobi * (r - level.apply(z))
+                z += level.smooth(r - level.apply(z))
             return z
         b, m = self.b, r.shape[-1]
         rhs = r[:, self.coarse_nodes].transpose(1, 0, 2).reshape(-1, m)[self.pinned :]
@@ -586,17 +610,18 @@ class VoxelMultigrid:
         if depth == len(self.levels) - 1:
             return self._coarsest(r)
         level, coarse = self.levels[depth], self.levels[depth + 1]
+        m = r.shape[-1]
         sweeps = 1 if depth == 0 else COARSE_LEVEL_SWEEPS
-        z = level.jacobi * r
+        z = level.smooth(r)
         for _ in range(sweeps - 1):
-            z += level.jacobi * (r - level.apply(z))
+            z += level.smooth(r - level.apply(z))
         for _ in range(1 if depth == 0 else CYCLE_INDEX):
             residual = r - level.apply(z)
-            rc = _restrict(level.layout, coarse.layout, residual, coarse.mask)
+            rc = _restrict(level.layout, coarse.layout, residual, coarse.wide("mask", m))
             correction = self._cycle(depth + 1, rc)
-            z += _prolong(level.layout, coarse.layout, correction, level.mask)
+            z += _prolong(level.layout, coarse.layout, correction, level.wide("mask", m))
         for _ in range(sweeps):
-            z += level.jacobi * (r - level.apply(z))
+            z += level.smooth(r - level.apply(z))
         return z
 
     def __call__(self, r: np.ndarray) -> np.ndarray:
@@ -620,37 +645,48 @@ def padded_pcg(
     maxiter: int,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Preconditioned CG on every right-hand side of padded fields ``B`` (b, length, m) at
-    once, in B's dtype; column ``j`` stops (its step is frozen) once ``||r_j|| <= tolerance[j]``.
+    once, in B's dtype; column ``j`` stops once ``||r_j|| <= tolerance[j]``.
+
+    A converged column leaves the block: its solution is stored and the products of the later
+    steps (operator and preconditioner) run on the remaining columns only, so the cost is the
+    sum of the columns' iterations rather than ``m`` times the largest (six voxel load cases
+    of a thin spinodoid, 64^3: iterations 23 to 58, 248 column steps instead of 348).
 
     Returns ``(X, iterations (m,), converged)``.
     """
     m = B.shape[-1]
     X = np.zeros_like(B)
-    R = B.copy()
     iterations = np.zeros(m, dtype=np.int64)
-    active = np.sqrt(_column_dots(R, R)) > tolerance
-    if not active.any():
+    columns = np.flatnonzero(np.sqrt(_column_dots(B, B)) > tolerance)
+    if columns.size == 0:
         return X, iterations, True
+    R = np.ascontiguousarray(B[..., columns])
+    Xa = np.zeros_like(R)
     Z = precondition(R)
-    P = Z * active
+    P = Z.copy()
     rz = _column_dots(R, Z)
     for iteration in range(1, maxiter + 1):
         AP = apply(P)
         pap = _column_dots(P, AP)
-        alpha = np.where(active & (pap > 0), rz / np.where(pap > 0, pap, 1.0), 0.0)
+        alpha = np.where(pap > 0, rz / np.where(pap > 0, pap, 1.0), 0.0)
         step = alpha.astype(B.dtype)
-        X += step * P
+        Xa += step * P
         R -= step * AP
-        done = active & (np.sqrt(_column_dots(R, R)) <= tolerance)
-        iterations[done] = iteration
-        active &= ~done
-        if not active.any():
-            return X, iterations, True
+        done = np.sqrt(_column_dots(R, R)) <= tolerance[columns]
+        if done.any():
+            X[..., columns[done]] = Xa[..., done]
+            iterations[columns[done]] = iteration
+            keep = ~done
+            columns, rz = columns[keep], rz[keep]
+            Xa, R, P = (np.ascontiguousarray(v[..., keep]) for v in (Xa, R, P))
+            if columns.size == 0:
+                return X, iterations, True
         Z = precondition(R)
         rz_new = _column_dots(R, Z)
-        beta = np.where(active, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
+        beta = rz_new / np.where(rz > 0, rz, 1.0)
         P *= beta.astype(B.dtype)
-        P += Z * active
+        P += Z
         rz = rz_new
-    iterations[active] = maxiter
+    X[..., columns] = Xa
+    iterations[columns] = maxiter
     return X, iterations, False
