@@ -31,7 +31,7 @@ from metainv.spinodoid.learn.jobs import train_job
 from metainv.spinodoid.learn.nets import SpinodoidForward, SpinodoidNetConfig, fidelity_feature
 from metainv.spinodoid.learn.train import SpinodoidTrainConfig
 from metainv.spinodoid.published import STIFFNESS_COLUMNS, read_published
-from metainv.tensors import matrix_from_orthotropic9, nmse
+from metainv.tensors import matrix_from_orthotropic9, nmse, rotate_stiffness
 
 COARSE, FINE = 6, 10
 TINY = SpinodoidTrainConfig(
@@ -166,10 +166,55 @@ def test_fe_correction_moves_the_design_the_right_way() -> None:
     target = matrix_from_orthotropic9(models.predict_stiffness(theta[None])[0])
     frame = np.eye(3)
     settings = SpinodoidDesignSettings(polish_steps=200)
-    refined = refine_design(models, theta, frame, target, 1.25 * target, settings)
+    refined, turned = refine_design(models, theta, frame, target, 1.25 * target, settings)
     assert refined[0] < theta[0] - 0.02
+    np.testing.assert_allclose(turned, frame, atol=0.02)  # nothing to turn: C_FE is aligned
     corrected = 1.25 * matrix_from_orthotropic9(models.predict_stiffness(refined[None])[0])
     assert float(nmse(target, corrected)) < 0.1 * float(nmse(target, 1.25 * target))
+
+
+def test_fe_correction_turns_the_frame_back() -> None:
+    """A realization whose FE stiffness is the target turned by 6 deg must be refined to a frame
+    turned back by about that angle, and the corrected stiffness must then meet the target."""
+    from scipy.spatial.transform import Rotation
+
+    from metainv.spinodoid.learn.inverse import _angle_deg
+
+    models = load_spinodoid_models()
+    theta = np.array([0.45, 0.0, 30.0, 70.0])
+    target = matrix_from_orthotropic9(models.predict_stiffness(theta[None])[0])
+    Q = Rotation.from_rotvec(np.radians(6.0) * np.array([1.0, 2.0, 2.0]) / 3.0).as_matrix()
+    C_fe = rotate_stiffness(target, Q)
+    settings = SpinodoidDesignSettings(refine_rotation_deg=10.0)
+    refined, frame = refine_design(models, theta, np.eye(3), target, C_fe, settings)
+    assert abs(refined[0] - theta[0]) < 0.01
+    assert abs(_angle_deg(frame) - 6.0) < 0.5
+    assert _angle_deg(frame @ Q) < 0.5  # the turn undoes Q
+    assert float(nmse(target, rotate_stiffness(C_fe, frame))) < 1e-3 * float(nmse(target, C_fe))
+    # without turns only the density moves
+    still = SpinodoidDesignSettings(refine_rotation_deg=0.0)
+    np.testing.assert_array_equal(refine_design(models, theta, np.eye(3), target, C_fe, still)[1],
+                                  np.eye(3))  # fmt: skip
+
+
+@pytest.mark.parametrize("refined_error, kept_first", [(0.002, "refined"), (0.004, "before")])
+def test_a_refinement_is_kept_only_if_it_wins_at_the_design_resolution(
+    refined_error: float, kept_first: str
+) -> None:
+    from metainv.spinodoid import SpinodoidDesign
+    from metainv.spinodoid.learn.inverse import SpinodoidCandidate, _keep_better_refinement
+
+    def candidate(rho: float, error: float) -> SpinodoidCandidate:
+        design = SpinodoidDesign(rho, [0, 0, 60])
+        return SpinodoidCandidate(design, np.eye(6), np.eye(6), error, error)
+
+    items = ["refined", "second", "before"]
+    verified = [candidate(0.5, refined_error), candidate(0.6, 0.01), candidate(0.45, 0.003)]
+    messages: list[str] = []
+    kept, out = _keep_better_refinement(items, verified, 64, messages.append)
+    assert kept == [kept_first, "second"]
+    assert [c.nmse_fe for c in out] == [min(refined_error, 0.003), 0.01]
+    assert f"{kept_first if kept_first == 'refined' else 'unrefined'} design kept" in messages[0]
 
 
 def test_design_screens_coarse_and_verifies_at_the_model_resolution(
