@@ -221,8 +221,8 @@ def design_spinodoid(
 ) -> DesignResult:
     """Spinodoids for one normalized target (6, 6): i-NN designs in the fitted orthotropic
     frame, polished by the f-NN at the model's fidelity, the ``top`` best verified by voxel FE at
-    the model's resolution (the converged 64^3 for the shipped model; one field each) and the
-    best refined once with the FE correction, connected networks first
+    the model's resolution (the converged 64^3 for the shipped model; one field each), the
+    best's density and frame refined with the FE correction, connected networks first
     (:func:`metainv.spinodoid.learn.inverse.design_for_target`). Extras: ``frame_fit``, ``fe``;
     per candidate ``connectivity``."""
     from metainv.spinodoid.learn.artifacts import load_spinodoid_models

@@ -17,7 +17,7 @@ the same way). The job for a normalized target ``C_t`` (6, 6):
    straight-through);
 3. rank by the f-NN NMSE of the full 6x6 target, keep the ``pool`` best distinct designs;
 4. screen each by voxel FE: ``seeds`` field realizations at ``screen_resolution`` (24^3, a
-   fidelity the f-NN was trained at; 0.4 s against 8-15 s at 64^3), the FE stiffness carried
+   fidelity the f-NN was trained at; 0.4 s against 5-16 s at 64^3), the FE stiffness carried
    to the design resolution by the multi-fidelity f-NN's ratio ``S(64) / S(24)`` (a
    single-fidelity model screens at its own resolution), keeping the best realization (the
    design file records its seed, so the part made from it is that realization);
@@ -524,8 +524,9 @@ def _keep_better_refinement(
 ) -> tuple[list[Any], list[SpinodoidCandidate]]:
     """The refined design (first) and the one it came from (last) were both verified at the
     design resolution: keep the one with the lower FE NMSE in the first place, drop the other.
-    (A refinement is accepted on the screening grid, where the FE correction is measured; on
-    32 benchmark targets 7 of 26 accepted ones were worse at 64^3.)"""
+    (A refinement is accepted on the screening grid, where the FE correction is measured;
+    without this check, 7 of 32 benchmark targets ended worse at 64^3 than with the
+    density-only refinement, docs/spinodoid_design.md.)"""
     refined, before = verified[0], verified[-1]
     better = refined.nmse_fe <= before.nmse_fe
     report(
