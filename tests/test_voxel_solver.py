@@ -176,6 +176,31 @@ def test_solid_block_is_the_base_material(boundary, n):
     np.testing.assert_allclose(C, isotropic_stiffness(2.5, NU), rtol=0, atol=1e-10)
 
 
+def test_a_sparse_coarse_level_is_solved_exactly():
+    """A thin field's hierarchy stops at its first sparse coarse level (an exact LU there)
+    while a solid one coarsens on; both solve the same system as the sparse solvers."""
+    n = 32
+    grid = HexGrid((n, n, n), spacing=1 / n)
+    Ke = hex8_stiffness(NU, 1 / n)
+    depths = {}
+    for name, rho in (("thin", 0.15), ("solid", 1.0)):
+        solid = solid_mask(SpinodoidDesign(rho, [30, 30, 0], seed=1), n) if rho < 1 else None
+        moduli = np.ones(grid.shape) if solid is None else solid.astype(float)
+        shifted = shifted_moduli(grid, moduli)
+        inner = np.zeros((n + 1,) * 3, dtype=bool)
+        inner[1:-1, 1:-1, 1:-1] = True
+        active = inner.reshape(-1) & (shifted.max(axis=0) > 0)
+        free = np.where(active, np.cumsum(active) - 1, -1)
+        M = VoxelMultigrid(VoxelStiffness(grid, moduli, Ke, free))
+        depths[name] = len(M.levels)
+        assert M.lu is not None
+    assert depths == {"thin": 2, "solid": 3}  # 32 -> 16 (LU) against 32 -> 16 -> 8 (LU)
+    thin = solid_mask(SpinodoidDesign(0.15, [30, 30, 0], seed=1), n)
+    reference = homogenize_voxels(thin, void_modulus_ratio=None, solver="amg", rtol=1e-9)
+    fast = homogenize_voxels(thin, void_modulus_ratio=None, solver="gmg", rtol=1e-9)
+    np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-8 * np.abs(reference).max())
+
+
 def test_coarsest_grid_too_large_for_lu_falls_back_to_sweeps(monkeypatch):
     monkeypatch.setattr("metainv.fem.matfree.MAX_DIRECT_DOFS", 10)
     solid = blobs(10, 0.6, seed=7)
