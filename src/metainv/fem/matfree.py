@@ -28,9 +28,11 @@ Geometric multigrid (Amir, Aage and Lazarov 2014, with Galerkin coarse grids)
     costs one ``(n_coarse, 8^l) @ (8^l, (8 b)^2)`` product. Galerkin coarse grids are robust
     to void voxels (zero or ``1e-6`` moduli), unlike rediscretized ones. The V-cycle uses one
     damped-Jacobi pre- and post-smoothing step (weight 0.6) and sparse LU on the coarsest grid
-    (minimum-degree ordering; periodic grids coarsen further, :data:`PERIODIC_COARSEST_DOFS`);
-    it runs in float32 (a preconditioner needs no more), the conjugate gradients around it in
-    float64.
+    (minimum-degree ordering; periodic grids coarsen further, :data:`PERIODIC_COARSEST_DOFS`;
+    a bounded grid stops early at a sparse coarse level, :data:`SPARSE_COARSE_SHARE`); it runs
+    in float32 (a preconditioner needs no more), the conjugate gradients around it in float64.
+    The conjugate gradients run on all right-hand sides at once and drop each one as it
+    converges (:func:`padded_pcg`).
 """
 
 from __future__ import annotations

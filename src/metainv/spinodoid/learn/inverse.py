@@ -17,7 +17,7 @@ the same way). The job for a normalized target ``C_t`` (6, 6):
    straight-through);
 3. rank by the f-NN NMSE of the full 6x6 target, keep the ``pool`` best distinct designs;
 4. screen each by voxel FE: ``seeds`` field realizations at ``screen_resolution`` (24^3, a
-   fidelity the f-NN was trained at; 0.4 s against 5-16 s at 64^3), the FE stiffness carried
+   fidelity the f-NN was trained at; 0.4 s against 5-11 s at 64^3), the FE stiffness carried
    to the design resolution by the multi-fidelity f-NN's ratio ``S(64) / S(24)`` (a
    single-fidelity model screens at its own resolution), keeping the best realization (the
    design file records its seed, so the part made from it is that realization);
@@ -79,10 +79,9 @@ class SpinodoidDesignSettings:
     converged 64^3 for the shipped multi-fidelity model); refine_steps: FE-corrected
     refinements of the best screened design's density and frame (:func:`refine_design`);
     refine_rotation_deg: largest turn of the frame per refinement and axis (0: density only);
-    verify: FE screening and
-    verification; seed: random starts and realizations; workers: FE solves run at the same
-    time in threads (``None``: one per CPU core; the results do not depend on it, to
-    rounding)."""
+    verify: FE screening and verification; seed: random starts and realizations; workers: FE
+    solves run at the same time in threads (``None``: one per CPU core; the results do not
+    depend on it, to rounding)."""
 
     top: int = 3
     pool: int = 2
