@@ -404,8 +404,8 @@ def canonical_frame(theta: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, n
     best = None
     for G in cube_rotations():
         candidate = frame @ G.T
-        angle = np.arccos(np.clip((np.trace(candidate) - 1) / 2, -1, 1))
-        if best is None or angle < best[0] - 1e-9:
+        angle = _angle_deg(candidate)
+        if best is None or angle < best[0] - 1e-7:
             order = np.argmax(np.abs(G), axis=1)  # row k of G picks axis pi(k)
             best = (angle, np.concatenate([theta[:1], theta[1:][order]]), candidate)
     return best[1], best[2]
@@ -688,8 +688,6 @@ def _candidate(
 ) -> SpinodoidCandidate:
     """The returned candidate: f-NN stiffness at ``resolution``, FE at ``resolution``^3 on the
     chosen field (the screening FE when it ran at that resolution) and connectivity."""
-    from metainv.spinodoid.dataset import generation_parameters, label_design
-
     design = _design(item.theta, item.frame, item.seed)
     S = models.predict_stiffness(item.theta[None], resolution)[0]
     C_forward = rotate_stiffness(matrix_from_orthotropic9(S), item.frame)
@@ -697,8 +695,7 @@ def _candidate(
     if verify:
         C_fe = item.C_screen
         if item.C_screen is None or item.screen != resolution:
-            params = generation_parameters(resolution, models.threshold)
-            C_fe = label_design(design, params)[0]
+            C_fe = _fe_stiffnesses([design], resolution, models.threshold, 1)[0]
     return SpinodoidCandidate(
         design=design,
         C_forward=C_forward,
